@@ -1,0 +1,69 @@
+"""dalfleet: run fleets of agents.
+
+Create a fleet from an agent template (a mold), scale it, record a task, run it
+on every member, check health, and export to Kubernetes or Docker Compose::
+
+    import dalfleet.fleet as fleet
+    fleet.create_from_mold("workers", "worker", count=2)
+"""
+
+from dalfleet.client import Client
+from dalfleet.errors import (
+    ArgumentCountError,
+    CoordinatorError,
+    CorruptStoreError,
+    DispatchError,
+    FleetError,
+    FleetExistsError,
+    FleetNotFoundError,
+    HandlerError,
+    InvalidArgumentError,
+    MoldError,
+    MoldNotFoundError,
+    StoreError,
+    UnknownFunctionError,
+)
+from dalfleet.models import (
+    Agent,
+    AgentSpec,
+    AgentState,
+    ExportFormat,
+    Fleet,
+    FleetHealth,
+    MemberHealth,
+    MemberOutcome,
+    Revision,
+    RunReport,
+    Task,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "AgentSpec",
+    "AgentState",
+    "ArgumentCountError",
+    "Client",
+    "CoordinatorError",
+    "CorruptStoreError",
+    "DispatchError",
+    "ExportFormat",
+    "Fleet",
+    "FleetError",
+    "FleetExistsError",
+    "FleetHealth",
+    "FleetNotFoundError",
+    "HandlerError",
+    "InvalidArgumentError",
+    "MemberHealth",
+    "MemberOutcome",
+    "MoldError",
+    "MoldNotFoundError",
+    "Revision",
+    "RunReport",
+    "StoreError",
+    "Task",
+    "UnknownFunctionError",
+    "__version__",
+]

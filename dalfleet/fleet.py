@@ -1,0 +1,395 @@
+"""The fleet namespace: ``import dalfleet.fleet as fleet``.
+
+Plain functions in the reference's parameter order; ``base`` and ``params`` may
+be given positionally or by keyword. ``base=None`` means the current default
+context: the JSON fleet file and the local coordinator under the current working
+directory (evaluated at call time), unless :func:`configure` or :func:`using`
+chose another client. An explicit ``base`` always means that directory's fleet
+file and local coordinator. Each function delegates to
+:class:`dalfleet.client.Client`; see its methods for the full rules.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import contextvars
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+from dalfleet.client import Client, Progress, WorkStats
+from dalfleet.coordinator import Coordinator
+from dalfleet.execute import DEFAULT_CONCURRENCY, Handler
+from dalfleet.models import ExportFormat, Fleet, FleetHealth, MemberOutcome, Revision, RunReport
+from dalfleet.store import Store
+
+__all__ = [
+    "Client",
+    "add_from_mold",
+    "add_member",
+    "configure",
+    "create",
+    "create_from_mold",
+    "current_client",
+    "delete",
+    "deploy",
+    "export",
+    "health",
+    "history",
+    "list",
+    "rollback",
+    "run",
+    "scale",
+    "show",
+    "using",
+    "work",
+]
+
+Base = str | os.PathLike[str] | None
+Params = Mapping[str, object] | Iterable[str] | None
+_T = TypeVar("_T")
+
+_configured: Client | None = None
+_scoped: contextvars.ContextVar[Client | None] = contextvars.ContextVar(
+    "dalfleet_client", default=None
+)
+
+
+def _build(
+    client: Client | None,
+    store: Store | None,
+    coordinator: Coordinator | None,
+    base: Base,
+    memory: bool,
+) -> Client:
+    if client is not None:
+        if store is not None or coordinator is not None or memory:
+            raise TypeError("pass either a client or store/coordinator/memory, not both")
+        return client
+    if memory:
+        if store is not None or coordinator is not None:
+            raise TypeError("memory=True already chooses the store and the coordinator")
+        return Client.in_memory(base)
+    if store is None and coordinator is None:
+        return Client.for_base(base)
+    default = Client.for_base(base)
+    return Client(
+        store if store is not None else default.store,
+        coordinator if coordinator is not None else default.coordinator,
+        base=base,
+    )
+
+
+def configure(
+    client: Client | None = None,
+    *,
+    store: Store | None = None,
+    coordinator: Coordinator | None = None,
+    base: Base = None,
+    memory: bool = False,
+) -> Client | None:
+    """Change the default context used when ``base`` is None, for the whole process.
+
+    ``configure(memory=True)`` keeps fleets and agents in memory (notebooks, tests);
+    ``configure(store=…, coordinator=…)`` picks backends; ``configure()`` with no
+    arguments goes back to the current directory's files. Returns the client now
+    in use (None when back to the per-call default).
+
+    Raises:
+        TypeError: both a client and backends were given.
+    """
+    global _configured
+    if client is None and store is None and coordinator is None and base is None and not memory:
+        _configured = None
+        return None
+    _configured = _build(client, store, coordinator, base, memory)
+    return _configured
+
+
+@contextlib.contextmanager
+def using(
+    client: Client | None = None,
+    *,
+    store: Store | None = None,
+    coordinator: Coordinator | None = None,
+    base: Base = None,
+    memory: bool = False,
+) -> Iterator[Client]:
+    """Use another default context for the block (same arguments as :func:`configure`).
+
+    Example::
+
+        with fleet.using(memory=True):
+            fleet.create("scratch")
+
+    Raises:
+        TypeError: both a client and backends were given.
+    """
+    chosen = _build(client, store, coordinator, base, memory)
+    token = _scoped.set(chosen)
+    try:
+        yield chosen
+    finally:
+        _scoped.reset(token)
+
+
+def current_client() -> Client:
+    """The client that ``base=None`` means right now (a new one per call by default)."""
+    return _scoped.get() or _configured or Client.for_base(Path.cwd())
+
+
+def _call(base: Base, op: Callable[[Client], _T]) -> _T:
+    if base is not None:
+        with Client.for_base(base) as client:
+            return op(client)
+    chosen = _scoped.get() or _configured
+    if chosen is not None:
+        return op(chosen)
+    with Client.for_base(Path.cwd()) as client:
+        return op(client)
+
+
+def create(name: str, base: Base = None) -> Fleet:
+    """Create an empty fleet.
+
+    Raises:
+        InvalidArgumentError: the name is not 1-63 of ``[A-Za-z0-9._-]`` starting alphanumeric.
+        FleetExistsError: ``fleet 'NAME' already exists``.
+        StoreError: the fleet file cannot be read or written (CorruptStoreError if it
+            does not parse).
+    """
+    return _call(base, lambda c: c.create(name))
+
+
+def create_from_mold(
+    name: str,
+    mold_source: str,
+    count: int = 1,
+    base: Base = None,
+    params: Params = None,
+    *,
+    progress: Progress | None = None,
+) -> Fleet:
+    """Create a fleet of ``count`` agents from a mold, named ``NAME_0 … NAME_{count-1}``.
+
+    ``mold_source`` is recorded exactly as given and ``params`` (a mapping or
+    ``"k=v"`` strings) as ``last_create_params``.
+
+    Raises:
+        InvalidArgumentError: bad name, count < 1 or above the cap (1000), params without ``=``.
+        FleetExistsError: the fleet exists.
+        MoldNotFoundError / MoldError: the mold cannot be found, read or parsed.
+        CoordinatorError: spawning failed; no agent and no fleet is left behind.
+        StoreError: the fleet file cannot be read or written.
+    """
+    return _call(
+        base, lambda c: c.create_from_mold(name, mold_source, count, params, progress=progress)
+    )
+
+
+def add_from_mold(
+    name: str,
+    mold_source: str,
+    count: int,
+    base: Base = None,
+    params: Params = None,
+    *,
+    progress: Progress | None = None,
+) -> Fleet:
+    """Append ``count`` agents from a mold; numbering continues from the current size.
+
+    Sets ``mold_source`` and ``last_create_params`` only if they were unset.
+
+    Raises:
+        InvalidArgumentError: count < 1 or above the cap, params without ``=``.
+        FleetNotFoundError: the fleet does not exist.
+        MoldNotFoundError / MoldError: the mold cannot be found, read or parsed.
+        CoordinatorError: spawning failed; nothing is left behind.
+        StoreError: the fleet file cannot be read or written.
+    """
+    return _call(
+        base, lambda c: c.add_from_mold(name, mold_source, count, params, progress=progress)
+    )
+
+
+def add_member(name: str, agent_id: str, base: Base = None) -> Fleet:
+    """Register an existing agent ID; an ID already present changes nothing.
+
+    Raises:
+        InvalidArgumentError: the ID is blank.
+        FleetNotFoundError: the fleet does not exist.
+        StoreError: the fleet file cannot be read or written.
+    """
+    return _call(base, lambda c: c.add_member(name, agent_id))
+
+
+def deploy(name: str, task: str, base: Base = None) -> Fleet:
+    """Record ``task.strip()`` as ``last_deployed_task`` with the time; executes nothing.
+
+    Raises:
+        InvalidArgumentError: ``deploy task cannot be empty``; a task over 64 KiB.
+        FleetNotFoundError: the fleet does not exist.
+        StoreError: the fleet file cannot be read or written.
+    """
+    return _call(base, lambda c: c.deploy(name, task))
+
+
+def list(base: Base = None) -> builtins.list[str]:
+    """Fleet names, sorted.
+
+    Raises:
+        StoreError: the fleet file cannot be read.
+    """
+    return _call(base, lambda c: c.list())
+
+
+def show(name: str, base: Base = None) -> Fleet | None:
+    """The fleet, or None when absent.
+
+    Raises:
+        StoreError: the fleet file cannot be read.
+    """
+    return _call(base, lambda c: c.show(name))
+
+
+def delete(name: str, base: Base = None, *, teardown: bool = False) -> bool:
+    """Remove a fleet: True if removed, False if absent. ``teardown=True`` also
+    terminates its members.
+
+    Raises:
+        StoreError: the fleet file cannot be read or written.
+    """
+    return _call(base, lambda c: c.delete(name, teardown=teardown))
+
+
+def scale(name: str, n: int, base: Base = None, *, progress: Progress | None = None) -> Fleet:
+    """Set the fleet's size: down keeps the first ``n`` (the rest are terminated),
+    up spawns from the mold with ``last_create_params``.
+
+    Raises:
+        InvalidArgumentError: n < 0 or above the cap; scaling up with no mold.
+        FleetNotFoundError: the fleet does not exist.
+        MoldNotFoundError / MoldError / CoordinatorError / StoreError: as for create_from_mold.
+    """
+    return _call(base, lambda c: c.scale(name, n, progress=progress))
+
+
+def run(
+    name: str | None = None,
+    base: Base = None,
+    *,
+    handler: Handler | str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+) -> builtins.list[RunReport]:
+    """Dispatch the deployed task of each fleet (or the named one) to every member.
+
+    Without ``handler`` the task is enqueued; with one it runs now (see
+    :meth:`Client.run`).
+
+    Raises:
+        FleetNotFoundError: the named fleet does not exist.
+        InvalidArgumentError: a fleet has no members and no mold_source.
+        HandlerError: the handler cannot be loaded.
+        MoldError / CoordinatorError / StoreError: as for add_from_mold.
+    """
+    return _call(
+        base,
+        lambda c: c.run(
+            name, handler=handler, concurrency=concurrency, timeout=timeout, progress=progress
+        ),
+    )
+
+
+def health(name: str, base: Base = None) -> FleetHealth:
+    """Member count, mold, last deployment, status (ok / empty / degraded) and live members.
+
+    Raises:
+        FleetNotFoundError: the fleet does not exist.
+        StoreError / CoordinatorError: state cannot be read.
+    """
+    return _call(base, lambda c: c.health(name))
+
+
+def export(
+    name: str | None = None,
+    base: Base = None,
+    format: ExportFormat | str = "k8s",
+    *,
+    image: str = "dal-agent:latest",
+    namespace: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    workload: str = "job",
+) -> str:
+    """YAML for Kubernetes (``k8s``) or Docker Compose (``docker-compose`` / ``compose``).
+
+    Raises:
+        InvalidArgumentError: unknown format; bad image, namespace, labels or workload.
+        FleetNotFoundError: ``fleet 'NAME' not found``.
+        FleetError: ``no fleets to export``.
+        StoreError: the fleet file cannot be read.
+    """
+    return _call(
+        base,
+        lambda c: c.export(
+            name, format, image=image, namespace=namespace, labels=labels, workload=workload
+        ),
+    )
+
+
+def history(name: str, base: Base = None) -> builtins.list[Revision]:
+    """The fleet's deployment revisions, oldest first.
+
+    Raises:
+        FleetNotFoundError: the fleet does not exist.
+        StoreError: the fleet file cannot be read.
+    """
+    return _call(base, lambda c: c.history(name))
+
+
+def rollback(name: str, to_revision: int | None = None, base: Base = None) -> Fleet:
+    """Redeploy the previous (or the given) revision's task.
+
+    Raises:
+        FleetNotFoundError: the fleet does not exist.
+        InvalidArgumentError: no previous revision / no such revision.
+        StoreError: the fleet file cannot be read or written.
+    """
+    return _call(base, lambda c: c.rollback(name, to_revision))
+
+
+def work(
+    name: str,
+    handler: Handler | str,
+    base: Base = None,
+    *,
+    once: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    timeout: float | None = None,
+    poll_interval: float = 0.5,
+    max_tasks: int | None = None,
+    on_outcome: Callable[[MemberOutcome], None] | None = None,
+) -> WorkStats:
+    """Run a worker that executes the fleet's queued tasks (see :meth:`Client.work`).
+
+    Raises:
+        FleetNotFoundError: the fleet does not exist.
+        HandlerError: the handler cannot be loaded.
+        InvalidArgumentError / StoreError / CoordinatorError: as for Client.work.
+    """
+    return _call(
+        base,
+        lambda c: c.work(
+            name,
+            handler,
+            once=once,
+            concurrency=concurrency,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            max_tasks=max_tasks,
+            on_outcome=on_outcome,
+        ),
+    )

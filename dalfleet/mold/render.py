@@ -1,0 +1,145 @@
+"""Turn a mold plus create-time params into an :class:`~dalfleet.models.AgentSpec`.
+
+Rendering is plain text replacement of ``{{key}}`` placeholders; nothing is
+evaluated. The agent's trust level is the caller's (the principal's), never the mold's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from dalfleet.errors import InvalidArgumentError
+from dalfleet.models import AgentSpec
+from dalfleet.mold.model import Mold
+
+__all__ = ["RESERVED_PARAMS", "parse_params", "render", "substitute"]
+
+#: Metadata keys that rendering sets itself; a param may not replace them.
+RESERVED_PARAMS: frozenset[str] = frozenset({"mold_name", "mold_version"})
+
+# Keys never contain whitespace or braces, so a placeholder is unambiguous.
+_PLACEHOLDER = re.compile(r"\{\{[ \t]*([^{}\s]+)[ \t]*\}\}")
+_BAD_KEY_CHARS = re.compile(r"[\s{}=]")
+
+
+def parse_params(
+    params: Mapping[str, object] | Iterable[str] | None,
+) -> dict[str, str] | None:
+    """Normalize create-time params to a ``{key: value}`` dict of strings.
+
+    ``None`` gives ``None``. A mapping gives ``{str(k): str(v)}``. An iterable of
+    ``"KEY=VALUE"`` strings is split on the first ``=``; the key is trimmed, the
+    value kept as written (it may be empty); a later duplicate key wins. Keys must
+    be non-empty and contain no whitespace, ``{``, ``}`` or ``=``.
+
+    Raises:
+        InvalidArgumentError: a bare string instead of a list of pairs, an item
+            that is not a string, an item without ``=``, or an invalid key.
+    """
+    if params is None:
+        return None
+    if isinstance(params, (str, bytes)):
+        raise InvalidArgumentError(
+            f"invalid params {_show(params)}: expected KEY=VALUE pairs (a list), not one string"
+        )
+    result: dict[str, str] = {}
+    if isinstance(params, Mapping):
+        for key, value in params.items():
+            result[_check_key(str(key), f"{key}={value}")] = str(value)
+        return result
+    try:
+        items = list(params)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"invalid params of type {type(params).__name__}: expected KEY=VALUE pairs"
+        ) from None
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidArgumentError(
+                f"invalid param {_show(item)}: expected a KEY=VALUE string, "
+                f"not {type(item).__name__}"
+            )
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidArgumentError(f"invalid param {_show(item)}: expected KEY=VALUE")
+        result[_check_key(key.strip(), item)] = value
+    return result
+
+
+def substitute(text: str, params: Mapping[str, str]) -> str:
+    """Replace each ``{{key}}`` (or ``{{ key }}``) in ``text`` with ``params[key]``.
+
+    Unknown placeholders are left as they are; replaced values are not scanned
+    again, so a value containing ``{{...}}`` is inserted literally.
+    """
+    if not params or "{{" not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        return params.get(match.group(1), match.group(0))
+
+    return _PLACEHOLDER.sub(replace, text)
+
+
+def render(
+    mold: Mold,
+    name: str,
+    params: Mapping[str, str] | None = None,
+    trust_level: str = "sandboxed",
+) -> AgentSpec:
+    """Build the spec of one agent named ``name`` from ``mold`` and create-time ``params``.
+
+    ``{{key}}`` placeholders in the role and in each capability are replaced by the
+    params; the params also go into the metadata beside ``mold_name`` and
+    ``mold_version``. ``trust_level`` comes from the principal (the coordinator's
+    setting); the mold's own ``trust_level`` is display-only and is ignored here.
+    Lifecycle hooks are copied as data.
+
+    Raises:
+        InvalidArgumentError: a param key is invalid (see :func:`parse_params`) or
+            is one of the reserved keys ``mold_name`` / ``mold_version``; or
+            ``trust_level`` is empty.
+    """
+    values = parse_params(params) or {}
+    reserved = sorted(RESERVED_PARAMS.intersection(values))
+    if reserved:
+        raise InvalidArgumentError(
+            f"invalid param {reserved[0]!r}: the key is reserved (set from the mold)"
+        )
+    if not isinstance(trust_level, str) or not trust_level.strip():
+        raise InvalidArgumentError(
+            f"invalid trust level {trust_level!r}: must be a non-empty string"
+        )
+    return AgentSpec(
+        name=name,
+        mold_name=mold.name,
+        mold_version=mold.version,
+        agent_type=mold.agent_type,
+        role=substitute(mold.role, values),
+        capabilities=[substitute(c, values) for c in mold.capabilities],
+        skills=list(mold.skills),
+        memory_limit=mold.memory_limit,
+        learning=mold.learning,
+        communication=mold.communication,
+        coordination=mold.coordination,
+        trust_level=trust_level,
+        metadata={"mold_name": mold.name, "mold_version": mold.version, **values},
+        lifecycle=dict(mold.lifecycle),
+    )
+
+
+def _check_key(key: str, item: str) -> str:
+    if not key:
+        raise InvalidArgumentError(f"invalid param {_show(item)}: the key is empty")
+    if _BAD_KEY_CHARS.search(key):
+        raise InvalidArgumentError(
+            f"invalid param {_show(item)}: the key must not contain whitespace, '{{', '}}' or '='"
+        )
+    return key
+
+
+def _show(value: object) -> str:
+    """Quote a (shortened) value for an error message."""
+    text = str(value) if isinstance(value, str) else repr(value)
+    return repr(text if len(text) <= 60 else text[:57] + "...")

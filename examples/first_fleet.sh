@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The seed's "first fleet" flow, end to end, in a scratch directory:
+# create a fleet of 2 from a Worker mold, list, deploy a task, run it, check
+# health, then let a worker execute the queued tasks with the sample handler.
+set -euo pipefail
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/dalfleet-first-fleet.XXXXXX")
+cd "$work"
+echo "# project directory: $work"
+
+mkdir -p mold
+python -c 'import shutil, dalfleet.mold as m; shutil.copy(m.sample_mold_path(), "mold/worker.mold.dal")'
+
+set -x
+dalfleet create assistant-workers --from-mold mold/worker.mold.dal --count 2
+dalfleet list -v
+dalfleet deploy assistant-workers "Smoke test task"
+dalfleet run assistant-workers
+dalfleet health assistant-workers
+dalfleet worker assistant-workers --handler dalfleet.handlers:echo --once
+dalfleet health assistant-workers
+dalfleet export assistant-workers --format k8s
+set +x
+
+echo "# fleet file: $work/.dal/fleets.json"

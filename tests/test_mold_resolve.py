@@ -1,0 +1,305 @@
+"""Resolving a mold source against a base directory, and loading it (SPEC §4)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from dalfleet.errors import MoldError, MoldNotFoundError
+from dalfleet.mold import load_mold, parse_mold, read_mold_file, resolve_mold, sample_mold_path
+
+
+def dal(name: str) -> str:
+    return f'mold "{name}"\nagent\n'
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path under ``root`` with its size and modification time."""
+    result = {}
+    for path in sorted(root.rglob("*")):
+        stat = path.stat()
+        result[str(path)] = (stat.st_size, stat.st_mtime_ns)
+    return result
+
+
+# --------------------------------------------------------------------------- order of the steps
+
+
+def test_absolute_path_to_existing_file_is_used(tmp_path: Path) -> None:
+    target = write(tmp_path / "elsewhere" / "x.mold.dal", dal("x"))
+    base = tmp_path / "base"
+    base.mkdir()
+    assert resolve_mold(str(target), base) == target
+
+
+def test_absolute_path_beats_same_named_files_in_base(tmp_path: Path) -> None:
+    target = write(tmp_path / "a" / "w.mold.dal", dal("w"))
+    write(tmp_path / "base" / "w.mold.dal", dal("w"))
+    assert resolve_mold(str(target), tmp_path / "base") == target
+
+
+def test_path_relative_to_base(tmp_path: Path) -> None:
+    target = write(tmp_path / "mold" / "worker.mold.dal", dal("worker"))
+    assert resolve_mold("mold/worker.mold.dal", tmp_path) == target
+
+
+def test_base_source_beats_source_with_dal_suffix(tmp_path: Path) -> None:
+    exact = write(tmp_path / "w", dal("w"))
+    write(tmp_path / "w.mold.dal", dal("w"))
+    assert resolve_mold("w", tmp_path) == exact
+
+
+def test_source_with_dal_suffix_beats_json_suffix(tmp_path: Path) -> None:
+    dal_file = write(tmp_path / "w.mold.dal", dal("w"))
+    write(tmp_path / "w.mold.json", '{"name": "w"}')
+    assert resolve_mold("w", tmp_path) == dal_file
+
+
+def test_source_with_json_suffix(tmp_path: Path) -> None:
+    json_file = write(tmp_path / "w.mold.json", '{"name": "w"}')
+    assert resolve_mold("w", tmp_path) == json_file
+
+
+def test_json_suffix_beats_directory_search(tmp_path: Path) -> None:
+    json_file = write(tmp_path / "w.mold.json", '{"name": "w"}')
+    write(tmp_path / "mold" / "w.mold.dal", dal("w"))
+    assert resolve_mold("w", tmp_path) == json_file
+
+
+def test_source_is_trimmed(tmp_path: Path) -> None:
+    target = write(tmp_path / "w.mold.dal", dal("w"))
+    assert resolve_mold("  w \n", tmp_path) == target
+
+
+# --------------------------------------------------------------------------- directory search
+
+
+def test_stem_match_in_mold_directory(tmp_path: Path) -> None:
+    target = write(tmp_path / "mold" / "worker.mold.dal", dal("other-name"))
+    assert resolve_mold("worker", tmp_path) == target
+
+
+def test_stem_match_in_mold_samples_directory(tmp_path: Path) -> None:
+    target = write(tmp_path / "mold" / "samples" / "worker.mold.json", '{"name": "zzz"}')
+    assert resolve_mold("worker", tmp_path) == target
+
+
+def test_mold_name_match_in_base(tmp_path: Path) -> None:
+    target = write(tmp_path / "file-a.mold.dal", dal("pretty name"))
+    assert resolve_mold("pretty name", tmp_path) == target
+
+
+def test_mold_name_match_in_legacy_json(tmp_path: Path) -> None:
+    target = write(tmp_path / "mold" / "f.mold.json", json.dumps({"name": "legacy"}))
+    assert resolve_mold("legacy", tmp_path) == target
+
+
+def test_base_directory_is_searched_before_mold_directory(tmp_path: Path) -> None:
+    in_base = write(tmp_path / "a.mold.dal", dal("target"))
+    write(tmp_path / "mold" / "target.mold.dal", dal("target"))
+    assert resolve_mold("target", tmp_path) == in_base
+
+
+def test_mold_directory_is_searched_before_samples(tmp_path: Path) -> None:
+    in_mold = write(tmp_path / "mold" / "x.mold.json", '{"name": "target"}')
+    write(tmp_path / "mold" / "samples" / "target.mold.dal", dal("target"))
+    assert resolve_mold("target", tmp_path) == in_mold
+
+
+def test_dal_file_is_preferred_over_json_file_in_the_same_directory(tmp_path: Path) -> None:
+    write(tmp_path / "mold" / "a.mold.json", '{"name": "target"}')
+    dal_file = write(tmp_path / "mold" / "z.mold.dal", dal("target"))
+    assert resolve_mold("target", tmp_path) == dal_file
+
+
+def test_dal_stem_is_preferred_over_json_stem(tmp_path: Path) -> None:
+    write(tmp_path / "mold" / "w.mold.json", '{"name": "w"}')
+    dal_file = write(tmp_path / "mold" / "w.mold.dal", dal("w"))
+    assert resolve_mold("w", tmp_path) == dal_file
+
+
+def test_files_are_searched_in_name_order(tmp_path: Path) -> None:
+    for name in ("c", "a", "b"):
+        write(tmp_path / "mold" / f"{name}.mold.dal", dal("same"))
+    assert resolve_mold("same", tmp_path) == tmp_path / "mold" / "a.mold.dal"
+
+
+def test_files_that_fail_to_parse_are_skipped(tmp_path: Path) -> None:
+    write(tmp_path / "a.mold.dal", "this is not a mold")
+    (tmp_path / "b.mold.dal").write_bytes(b"\xff\xfe not utf-8")
+    good = write(tmp_path / "c.mold.dal", dal("target"))
+    assert resolve_mold("target", tmp_path) == good
+
+
+def test_broken_file_still_matches_by_stem(tmp_path: Path) -> None:
+    broken = write(tmp_path / "mold" / "w.mold.dal", "garbage")
+    assert resolve_mold("w", tmp_path) == broken
+
+
+def test_other_files_are_not_searched(tmp_path: Path) -> None:
+    write(tmp_path / "mold" / "target.txt", dal("target"))
+    write(tmp_path / "mold" / "deeper" / "target.mold.dal", dal("target"))
+    with pytest.raises(MoldNotFoundError):
+        resolve_mold("target", tmp_path)
+
+
+# --------------------------------------------------------------------------- directories, errors
+
+
+def test_directory_is_not_a_hit(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    target = write(tmp_path / "w.mold.dal", dal("w"))
+    assert resolve_mold("w", tmp_path) == target
+
+
+def test_directory_named_like_a_mold_file_is_skipped(tmp_path: Path) -> None:
+    (tmp_path / "mold" / "a.mold.dal").mkdir(parents=True)
+    target = write(tmp_path / "mold" / "b.mold.dal", dal("t"))
+    assert resolve_mold("t", tmp_path) == target
+
+
+def test_directory_is_reported_when_nothing_else_matches(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    with pytest.raises(MoldNotFoundError, match=r"w is a directory"):
+        resolve_mold("w", tmp_path)
+
+
+def test_not_found_message_lists_what_was_tried(tmp_path: Path) -> None:
+    with pytest.raises(MoldNotFoundError) as info:
+        resolve_mold("ghost", tmp_path)
+    message = str(info.value)
+    assert message.startswith("mold 'ghost' not found")
+    for tried in (
+        tmp_path / "ghost",
+        tmp_path / "ghost.mold.dal",
+        tmp_path / "ghost.mold.json",
+        tmp_path / "mold",
+        tmp_path / "mold" / "samples",
+    ):
+        assert str(tried) in message
+
+
+def test_not_found_is_a_lookup_error_and_a_mold_error(tmp_path: Path) -> None:
+    with pytest.raises(LookupError):
+        resolve_mold("ghost", tmp_path)
+    with pytest.raises(MoldError):
+        resolve_mold("ghost", tmp_path)
+
+
+def test_missing_base_directory_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(MoldNotFoundError):
+        resolve_mold("w", tmp_path / "no-such-dir")
+
+
+@pytest.mark.parametrize("source", ["", "   ", "\n"])
+def test_empty_source_is_a_mold_error(tmp_path: Path, source: str) -> None:
+    with pytest.raises(MoldError, match="mold source is empty") as info:
+        resolve_mold(source, tmp_path)
+    assert not isinstance(info.value, MoldNotFoundError)
+
+
+def test_source_with_nul_byte_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(MoldNotFoundError):
+        resolve_mold("bad\0name", tmp_path)
+
+
+def test_resolution_writes_nothing(tmp_path: Path) -> None:
+    write(tmp_path / "a.mold.dal", dal("a"))
+    write(tmp_path / "mold" / "b.mold.json", '{"name": "b"}')
+    write(tmp_path / "mold" / "samples" / "c.mold.dal", "broken")
+    before = snapshot(tmp_path)
+    resolve_mold("b", tmp_path)
+    with pytest.raises(MoldNotFoundError):
+        resolve_mold("ghost", tmp_path)
+    assert snapshot(tmp_path) == before
+
+
+def test_base_may_be_a_string(tmp_path: Path) -> None:
+    target = write(tmp_path / "w.mold.dal", dal("w"))
+    assert resolve_mold("w", str(tmp_path)) == target
+
+
+# --------------------------------------------------------------------------- load_mold
+
+
+def test_load_mold_sets_path(tmp_path: Path) -> None:
+    target = write(tmp_path / "mold" / "worker.mold.dal", dal("worker"))
+    mold = load_mold("worker", tmp_path)
+    assert mold.name == "worker"
+    assert mold.path == str(target)
+
+
+def test_load_mold_reads_legacy_json(tmp_path: Path) -> None:
+    write(tmp_path / "w.mold.json", '{"name": "w", "agent": {"type": "IDE"}}')
+    assert load_mold("w", tmp_path).agent_type == "IDE"
+
+
+def test_load_mold_error_names_the_file(tmp_path: Path) -> None:
+    target = write(tmp_path / "w.mold.dal", 'mold "w"\nagent\n  type Robot\n')
+    with pytest.raises(MoldError) as info:
+        load_mold("w", tmp_path)
+    assert str(info.value) == f"unknown agent type in mold: Robot ({target} line 3)"
+
+
+def test_load_mold_rejects_non_utf8_file(tmp_path: Path) -> None:
+    (tmp_path / "w.mold.dal").write_bytes(b'mold "\xff"\nagent\n')
+    with pytest.raises(MoldError, match=r"w\.mold\.dal is not valid UTF-8"):
+        load_mold("w", tmp_path)
+
+
+def test_load_mold_rejects_file_over_one_mebibyte(tmp_path: Path) -> None:
+    write(tmp_path / "w.mold.dal", dal("w") + "//" + "x" * (1024 * 1024))
+    with pytest.raises(MoldError, match="larger than the limit"):
+        load_mold("w", tmp_path)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions")
+def test_load_mold_rejects_unreadable_file(tmp_path: Path) -> None:
+    target = write(tmp_path / "w.mold.dal", dal("w"))
+    target.chmod(0)
+    try:
+        with pytest.raises(MoldError, match=r"cannot read mold file .*w\.mold\.dal"):
+            load_mold("w", tmp_path)
+    finally:
+        target.chmod(0o644)
+
+
+def test_load_mold_of_a_directory_is_not_found_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "w.mold.dal").mkdir()
+    with pytest.raises(MoldNotFoundError, match=r"w\.mold\.dal is a directory"):
+        load_mold("w.mold.dal", tmp_path)
+
+
+def test_read_mold_file_of_a_directory_names_it(tmp_path: Path) -> None:
+    with pytest.raises(MoldError, match=r"is a directory, not a file") as info:
+        read_mold_file(tmp_path)
+    assert str(tmp_path) in str(info.value)
+
+
+def test_read_mold_file_of_a_missing_file_names_it(tmp_path: Path) -> None:
+    with pytest.raises(MoldError, match=r"cannot read mold file .*gone\.mold\.dal"):
+        read_mold_file(tmp_path / "gone.mold.dal")
+
+
+# --------------------------------------------------------------------------- packaged sample
+
+
+def test_sample_mold_is_a_packaged_worker_mold() -> None:
+    path = sample_mold_path()
+    assert path.name == "worker.mold.dal"
+    mold = parse_mold(path.read_text(encoding="utf-8"))
+    assert (mold.name, mold.agent_type) == ("worker", "Worker")
+
+
+def test_sample_mold_loads_by_absolute_path(tmp_path: Path) -> None:
+    mold = load_mold(str(sample_mold_path()), tmp_path)
+    assert mold.path == str(sample_mold_path())
