@@ -1,0 +1,141 @@
+"""The long-lived worker: drains queued tasks, survives failures, stops without losing any."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+import dalfleet.fleet as fleet
+from dalfleet import Agent, Client, FleetNotFoundError, Task
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def env_with(*paths: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *map(str, paths)])
+    return env
+
+
+def queued(base: Path, n: int) -> list[str]:
+    members = fleet.create_from_mold("w", "worker", n, base).member_ids
+    fleet.deploy("w", "process logs", base)
+    fleet.run("w", base)
+    return members
+
+
+def test_worker_once_drains_the_queue_and_records_results(base: Path) -> None:
+    members = queued(base, 5)
+    stats = fleet.work("w", "dalfleet.handlers:echo", base, once=True)
+    assert (stats.executed, stats.succeeded, stats.failed, stats.released) == (5, 5, 0, 0)
+    assert sorted(o.agent_id for o in stats.outcomes) == sorted(members)
+    health = fleet.health("w", base)
+    assert [(m.pending_tasks, m.completed_tasks) for m in health.members] == [(0, 1)] * 5
+    again = fleet.work("w", "dalfleet.handlers:echo", base, once=True)
+    assert again.executed == 0
+
+
+def test_worker_survives_a_raising_handler(base: Path) -> None:
+    members = queued(base, 4)
+
+    def handler(agent: Agent, task: Task) -> str:
+        if agent.agent_id in members[:2]:
+            raise RuntimeError("boom")
+        return "ok"
+
+    stats = fleet.work("w", handler, base, once=True)
+    assert (stats.executed, stats.succeeded, stats.failed) == (4, 2, 2)
+    failed = {o.agent_id for o in stats.outcomes if not o.ok}
+    assert failed == set(members[:2])
+    health = fleet.health("w", base)
+    assert sum(m.failed_tasks for m in health.members) == 2
+
+
+def test_worker_serves_members_added_while_it_runs(base: Path) -> None:
+    queued(base, 1)
+    with Client.for_base(base) as client:
+        client.work("w", "dalfleet.handlers:echo", once=True)
+        client.add_from_mold("w", "worker", 2)
+        client.run("w")
+        stats = client.work("w", "dalfleet.handlers:echo", once=True)
+    assert stats.executed == 3
+
+
+def test_stopping_puts_unfinished_tasks_back(base: Path) -> None:
+    queued(base, 3)
+    stop = threading.Event()
+    entered = threading.Semaphore(0)
+
+    async def handler(agent: Agent, task: Task) -> None:
+        import asyncio
+
+        entered.release()
+        await asyncio.sleep(60)
+
+    result: list[object] = []
+    with Client.for_base(base) as client:
+        thread = threading.Thread(
+            target=lambda: result.append(client.work("w", handler, stop=stop, poll_interval=0.05))
+        )
+        thread.start()
+        for _ in range(3):
+            assert entered.acquire(timeout=20)
+        stop.set()
+        thread.join(timeout=20)
+        assert not thread.is_alive()
+    [stats] = result
+    assert stats.executed == 0 and stats.released == 3  # type: ignore[attr-defined]
+    health = fleet.health("w", base)
+    assert [m.pending_tasks for m in health.members] == [1, 1, 1]
+    assert fleet.work("w", "dalfleet.handlers:echo", base, once=True).executed == 3
+
+
+def test_worker_max_tasks(base: Path) -> None:
+    queued(base, 5)
+    stats = fleet.work("w", "dalfleet.handlers:echo", base, max_tasks=2, concurrency=1)
+    assert stats.executed == 2
+    assert sum(m.pending_tasks for m in fleet.health("w", base).members) == 3
+
+
+def test_worker_for_an_unknown_fleet(base: Path) -> None:
+    with pytest.raises(FleetNotFoundError):
+        fleet.work("nope", "dalfleet.handlers:echo", base, once=True)
+
+
+def test_a_worker_process_drains_tasks_enqueued_by_another_process(base: Path) -> None:
+    fleet.create_from_mold("w", "worker", 4, base)
+    fleet.deploy("w", "from afar", base)
+    enqueue = subprocess.run(
+        [sys.executable, "-c", "import dalfleet.fleet as f; print(f.run('w')[0].members_dispatched)"],
+        cwd=base,
+        env=env_with(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert enqueue.returncode == 0, enqueue.stderr
+    assert enqueue.stdout.strip() == "4"
+    script = textwrap.dedent(
+        """
+        import dalfleet.fleet as f
+        s = f.work("w", "dalfleet.handlers:echo", once=True)
+        print(s.executed, s.succeeded)
+        """
+    )
+    worker = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=base,
+        env=env_with(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert worker.returncode == 0, worker.stderr
+    assert worker.stdout.split() == ["4", "4"]
+    assert [m.completed_tasks for m in fleet.health("w", base).members] == [1, 1, 1, 1]
