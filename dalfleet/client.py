@@ -29,6 +29,7 @@ from dalfleet.coordinator import (
     Coordinator,
     LocalCoordinator,
     MemoryCoordinator,
+    is_orphaned,
     new_task_id,
     worker_identity,
 )
@@ -74,6 +75,7 @@ class WorkStats:
     succeeded: int
     failed: int
     released: int
+    recovered: int = 0
     outcomes: list[MemberOutcome] = attrs.field(factory=list)
 
 
@@ -750,6 +752,21 @@ class Client:
             f"fleet {show_value(fleet.name)} has no revision {to_revision} (known: {known})"
         )
 
+    def recover_orphans(self, name: str) -> int:
+        """Put back in the queue the fleet's tasks claimed by worker processes of this
+        host that no longer exist (killed mid-task); returns how many.
+
+        Raises:
+            FleetNotFoundError: the fleet does not exist.
+            StoreError / CoordinatorError: state cannot be read or written.
+        """
+        fleet = self._require(_lookup_name(name))
+        running = self.coordinator.running(fleet.member_ids)
+        orphans = [task_id for task_id, owner in running.items() if is_orphaned(owner)]
+        if orphans:
+            self.coordinator.release(orphans)
+        return len(orphans)
+
     def work(
         self,
         name: str,
@@ -770,7 +787,8 @@ class Client:
         failed task; the worker goes on. With ``once`` it stops when the queue is
         empty; otherwise when ``stop`` is set (the CLI sets it on SIGINT/SIGTERM)
         or after ``max_tasks``. Tasks claimed but not finished when it stops go
-        back to the queue. The roster is re-read each round, so members added
+        back to the queue, and at start tasks left running by a killed worker
+        process of this host are put back too (:meth:`recover_orphans`). The roster is re-read each round, so members added
         while it runs are served.
 
         Raises:
@@ -789,6 +807,7 @@ class Client:
         me = worker_identity()
         outcomes: builtins.list[MemberOutcome] = []
         released = 0
+        recovered = self.recover_orphans(name)
 
         def record(outcome: MemberOutcome) -> None:
             assert outcome.task_id is not None
@@ -830,6 +849,7 @@ class Client:
             succeeded=succeeded,
             failed=len(outcomes) - succeeded,
             released=released,
+            recovered=recovered,
             outcomes=outcomes,
         )
 

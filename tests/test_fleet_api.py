@@ -618,3 +618,13 @@ def test_spawn_failure_leaves_no_partial_fleet(base: Path) -> None:
     assert len(coordinator.spawned) == 200
     states = coordinator.status(coordinator.spawned)
     assert all(s.state is AgentState.TERMINATED for s in states.values())
+
+
+def test_lifecycle_hooks_are_handed_to_the_coordinator_as_data(base: Path) -> None:
+    with fleet.using(memory=True, base=base) as client:
+        f = fleet.create_from_mold("w", "worker", 2)
+        fleet.scale("w", 1)
+        events = client.coordinator.events  # type: ignore[attr-defined]
+        assert ("on_create", "echo hello") in events(f.member_ids[0])
+        assert ("on_destroy", "echo bye") in events(f.member_ids[1])
+        assert ("on_destroy", "echo bye") not in events(f.member_ids[0])

@@ -112,7 +112,11 @@ def test_a_worker_process_drains_tasks_enqueued_by_another_process(base: Path) -
     fleet.create_from_mold("w", "worker", 4, base)
     fleet.deploy("w", "from afar", base)
     enqueue = subprocess.run(
-        [sys.executable, "-c", "import dalfleet.fleet as f; print(f.run('w')[0].members_dispatched)"],
+        [
+            sys.executable,
+            "-c",
+            "import dalfleet.fleet as f; print(f.run('w')[0].members_dispatched)",
+        ],
         cwd=base,
         env=env_with(),
         capture_output=True,
@@ -139,3 +143,45 @@ def test_a_worker_process_drains_tasks_enqueued_by_another_process(base: Path) -
     assert worker.returncode == 0, worker.stderr
     assert worker.stdout.split() == ["4", "4"]
     assert [m.completed_tasks for m in fleet.health("w", base).members] == [1, 1, 1, 1]
+
+
+def test_tasks_of_a_killed_worker_go_back_to_the_queue(base: Path) -> None:
+    queued(base, 3)
+    script = textwrap.dedent(
+        """
+        import os, signal, sys
+        from dalfleet import Client
+        with Client.for_base(".") as c:
+            ids = c.show("w").member_ids
+            claimed = c.coordinator.claim(ids, __import__("dalfleet").coordinator.worker_identity(), 2)
+            print(len(claimed), flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=base,
+        env=env_with(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert killed.returncode == -9 and killed.stdout.strip() == "2", killed.stderr
+    with Client.for_base(base) as client:
+        members = client.show("w").member_ids  # type: ignore[union-attr]
+        assert len(client.coordinator.running(members)) == 2
+        stats = client.work("w", "dalfleet.handlers:echo", once=True)
+    assert stats.recovered == 2
+    assert stats.executed == 3
+
+
+def test_claims_of_live_workers_are_not_recovered(base: Path) -> None:
+    queued(base, 2)
+    with Client.for_base(base) as client:
+        members = client.show("w").member_ids  # type: ignore[union-attr]
+        from dalfleet.coordinator import worker_identity
+
+        client.coordinator.claim(members, worker_identity(), 1)
+        client.coordinator.claim(members, "otherhost:1:abc", 1)
+        assert client.recover_orphans("w") == 0
+        assert len(client.coordinator.running(members)) == 2

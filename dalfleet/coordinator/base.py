@@ -22,6 +22,7 @@ __all__ = [
     "ClaimedTask",
     "Coordinator",
     "new_agent_id",
+    "is_orphaned",
     "new_task_id",
     "worker_identity",
 ]
@@ -38,8 +39,29 @@ def new_task_id() -> str:
 
 
 def worker_identity() -> str:
-    """An identity for the current process, used to mark claimed tasks."""
+    """An identity for the current process, used to mark claimed tasks: ``host:pid:nonce``."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def is_orphaned(owner: str) -> bool:
+    """True when ``owner`` (a :func:`worker_identity`) is a process of this host that is gone.
+
+    Claims of other hosts, of this process, or in another shape are never orphaned.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists but not ours to signal
+    return False
 
 
 @attrs.frozen
@@ -124,6 +146,10 @@ class Coordinator(Protocol):
 
     def release(self, task_ids: Sequence[str]) -> None:
         """Put claimed but unfinished tasks back in the queue."""
+        ...
+
+    def running(self, agent_ids: Sequence[str]) -> Mapping[str, str]:
+        """Running tasks of these agents: task ID -> the worker identity that claimed it."""
         ...
 
     def close(self) -> None:

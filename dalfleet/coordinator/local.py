@@ -437,6 +437,25 @@ class LocalCoordinator:
                     (QUEUED, json.dumps(ids), RUNNING),
                 )
 
+    def running(self, agent_ids: Sequence[str]) -> dict[str, str]:
+        """Running tasks of these agents: task ID -> the worker that claimed it.
+
+        Raises:
+            InvalidArgumentError: ``agent_ids`` is a single string.
+            CoordinatorError: the database cannot be read.
+        """
+        ids = unique_ids(agent_ids)
+        if not ids:
+            return {}
+        with self._transaction(write=False) as conn:
+            if conn is None:
+                return {}
+            rows = conn.execute(
+                f"SELECT task_id, claimed_by FROM tasks WHERE agent_id {_IN_IDS} AND state = ?",
+                (json.dumps(ids), RUNNING),
+            ).fetchall()
+        return {task_id: owner or "" for task_id, owner in rows}
+
     def close(self) -> None:
         """Close the connection; the next call reopens it."""
         with self._guard():

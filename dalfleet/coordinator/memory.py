@@ -359,6 +359,20 @@ class MemoryCoordinator:
                     task.claimed_by = None
                     task.started_at = None
 
+    def running(self, agent_ids: Sequence[str]) -> dict[str, str]:
+        """Running tasks of these agents: task ID -> the worker that claimed it.
+
+        Raises:
+            InvalidArgumentError: ``agent_ids`` is a single string.
+        """
+        ids = set(unique_ids(agent_ids))
+        with self._lock:
+            return {
+                task.task.task_id: task.claimed_by or ""
+                for task in self._tasks.values()
+                if task.agent_id in ids and task.state == RUNNING
+            }
+
     def close(self) -> None:
         """Nothing to release; present for the protocol."""
 
