@@ -788,8 +788,8 @@ class Client:
         empty; otherwise when ``stop`` is set (the CLI sets it on SIGINT/SIGTERM)
         or after ``max_tasks``. Tasks claimed but not finished when it stops go
         back to the queue, and at start tasks left running by a killed worker
-        process of this host are put back too (:meth:`recover_orphans`). The roster is re-read each round, so members added
-        while it runs are served.
+        process of this host are put back too (:meth:`recover_orphans`). The
+        roster is re-read each round, so members added while it runs are served.
 
         Raises:
             FleetNotFoundError: the fleet does not exist when the worker starts.

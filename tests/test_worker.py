@@ -151,9 +151,10 @@ def test_tasks_of_a_killed_worker_go_back_to_the_queue(base: Path) -> None:
         """
         import os, signal, sys
         from dalfleet import Client
+        from dalfleet.coordinator import worker_identity
         with Client.for_base(".") as c:
             ids = c.show("w").member_ids
-            claimed = c.coordinator.claim(ids, __import__("dalfleet").coordinator.worker_identity(), 2)
+            claimed = c.coordinator.claim(ids, worker_identity(), 2)
             print(len(claimed), flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
         """
