@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dalfleet import Agent, Client, Task  # noqa: E402
-from dalfleet.mold import sample_mold_path  # noqa: E402
+from dalfleet import Agent, Client, Task
+from dalfleet.mold import sample_mold_path
 
 
 def main() -> int:

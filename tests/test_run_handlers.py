@@ -17,10 +17,7 @@ from tests.conftest import snapshot
 
 @pytest.fixture(params=["json", "memory"])
 def client(request: pytest.FixtureRequest, base: Path) -> Any:
-    if request.param == "memory":
-        c = Client.in_memory(base)
-    else:
-        c = Client.for_base(base)
+    c = Client.in_memory(base) if request.param == "memory" else Client.for_base(base)
     yield c
     c.close()
 
