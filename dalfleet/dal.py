@@ -8,6 +8,7 @@ Values in and out are plain Python (str, int, bool, list, dict).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -102,8 +103,17 @@ FUNCTIONS: dict[str, tuple[int, int, _Impl]] = {
 }
 
 
-def call(function: str, args: Sequence[Value] = (), client: Client | None = None) -> Value:
-    """Call ``fleet::FUNCTION`` with DAL values; ``client`` defaults to the current context.
+def call(
+    function: str,
+    args: Sequence[Value] = (),
+    client: Client | None = None,
+    *,
+    base: str | os.PathLike[str] | None = None,
+) -> Value:
+    """Call ``fleet::FUNCTION`` with DAL values.
+
+    The context is ``client`` if given, else the project directory ``base`` if
+    given, else the current default context (as ``base=None`` in :mod:`dalfleet.fleet`).
 
     Raises:
         UnknownFunctionError: no such function in the fleet namespace.
@@ -123,6 +133,9 @@ def call(function: str, args: Sequence[Value] = (), client: Client | None = None
         )
     if client is not None:
         return impl(client, list(args))
+    if base is not None:
+        with Client.for_base(base) as scoped:
+            return impl(scoped, list(args))
     chosen = _fleet._scoped.get() or _fleet._configured
     if chosen is not None:
         return impl(chosen, list(args))

@@ -87,3 +87,10 @@ def test_unknown_function() -> None:
 def test_errors_pass_through() -> None:
     with pytest.raises(FleetNotFoundError):
         call("fleet::deploy", ["nope", "t"])
+
+
+def test_an_explicit_base(tmp_path: Path) -> None:
+    assert call("fleet::create", ["w"], base=tmp_path) is True
+    assert call("fleet::list", [], base=tmp_path) == ["w"]
+    assert call("fleet::list", []) == []
+    assert (tmp_path / ".dal" / "fleets.json").is_file()
