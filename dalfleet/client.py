@@ -56,9 +56,10 @@ from dalfleet.validate import (
     validate_name,
     validate_size,
     validate_task,
+    validate_text,
 )
 
-__all__ = ["HISTORY_LIMIT", "Client", "Progress", "WorkStats"]
+__all__ = ["HISTORY_LIMIT", "Client", "Progress", "WorkStats", "fleet_not_found"]
 
 Params = Mapping[str, object] | Iterable[str] | None
 Progress = Callable[[int, int], None]
@@ -79,8 +80,12 @@ class WorkStats:
     outcomes: list[MemberOutcome] = attrs.field(factory=list)
 
 
-def _not_found(name: str) -> FleetNotFoundError:
+def fleet_not_found(name: str) -> FleetNotFoundError:
+    """The one ``fleet 'NAME' not found`` error."""
     return FleetNotFoundError(f"fleet {show_value(name)} not found")
+
+
+_not_found = fleet_not_found
 
 
 def _exists(name: str) -> FleetExistsError:
@@ -90,14 +95,14 @@ def _exists(name: str) -> FleetExistsError:
 def _check_source(mold_source: object) -> str:
     if not isinstance(mold_source, str) or not mold_source.strip():
         raise InvalidArgumentError("mold source cannot be empty")
-    return mold_source
+    return validate_text(mold_source, "mold source")
 
 
 def _lookup_name(name: object) -> str:
     # Existing fleets may have names the reference allowed and we would not create.
     if not isinstance(name, str):
         raise InvalidArgumentError(f"fleet name must be a string, not {type(name).__name__}")
-    return name
+    return validate_text(name, "fleet name")
 
 
 class Client:
@@ -389,6 +394,23 @@ class Client:
             StoreError: the store cannot be read.
         """
         return sorted(self.store.load())
+
+    def fleets(self) -> dict[str, Fleet]:
+        """Every fleet by name, in one read.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        return self.store.load()
+
+    def get(self, name: str) -> Fleet:
+        """The fleet of that name.
+
+        Raises:
+            FleetNotFoundError: ``fleet 'NAME' not found``.
+            StoreError: the store cannot be read.
+        """
+        return self._require(_lookup_name(name))
 
     def show(self, name: str) -> Fleet | None:
         """The fleet, or ``None`` when there is none of that name.

@@ -16,6 +16,7 @@ __all__ = [
     "validate_name",
     "validate_size",
     "validate_task",
+    "validate_text",
 ]
 
 DEFAULT_MAX_COUNT = 1000
@@ -34,6 +35,23 @@ def show_value(value: object, limit: int = 70) -> str:
     if _CONTROL.search(text) or "'" in text:
         return repr(text)
     return f"'{text}'"
+
+
+def validate_text(value: str, what: str) -> str:
+    """Check that ``value`` can be stored as UTF-8 (no lone surrogates, which Python
+    makes of undecodable command-line bytes).
+
+    Raises:
+        InvalidArgumentError: the text is not valid Unicode.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(
+            f"{what} {show_value(value.encode('utf-8', 'backslashreplace').decode('ascii'))} "
+            "is not valid UTF-8 text"
+        ) from None
+    return value
 
 
 def validate_name(name: object) -> str:
@@ -106,10 +124,10 @@ def validate_task(task: object) -> str:
     """
     if not isinstance(task, str):
         raise InvalidArgumentError(f"deploy task must be a string, not {type(task).__name__}")
-    text = task.strip()
+    text = validate_text(task.strip(), "deploy task")
     if not text:
         raise InvalidArgumentError("deploy task cannot be empty")
-    size = len(text.encode("utf-8", "surrogatepass"))
+    size = len(text.encode("utf-8"))
     if size > MAX_TASK_BYTES:
         raise InvalidArgumentError(
             f"deploy task is too long: {size} bytes (the limit is {MAX_TASK_BYTES})"
@@ -125,7 +143,7 @@ def validate_agent_id(agent_id: object) -> str:
     """
     if not isinstance(agent_id, str):
         raise InvalidArgumentError(f"agent id must be a string, not {type(agent_id).__name__}")
-    text = agent_id.strip()
+    text = validate_text(agent_id.strip(), "agent id")
     if not text:
         raise InvalidArgumentError("agent id cannot be empty")
     if _CONTROL.search(text) or len(text) > 256:

@@ -16,6 +16,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -605,12 +606,9 @@ class LocalCoordinator:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             conn.execute("PRAGMA synchronous = NORMAL")
-            version = self._schema_version(conn)
-            if version == 0:
-                if not create:  # an empty file: nothing stored yet
-                    conn.close()
-                    return None
-                self._create_schema(conn)
+            if not self._initialise(conn, create=create):
+                conn.close()  # an empty file and not creating: nothing stored yet
+                return None
         except BaseException as exc:
             conn.close()
             if isinstance(exc, sqlite3.Error):
@@ -618,6 +616,28 @@ class LocalCoordinator:
             raise
         self._conn = conn
         return conn
+
+    def _initialise(self, conn: sqlite3.Connection, *, create: bool) -> bool:
+        """Check (and with ``create`` make) the schema; False if there is none yet.
+
+        Switching to WAL while another process does the same can fail with "database
+        is locked" without waiting for the busy timeout, so that step is retried.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.005
+        while True:
+            try:
+                if self._schema_version(conn) == 0:
+                    if not create:
+                        return False
+                    self._create_schema(conn)
+                return True
+            except sqlite3.OperationalError as exc:
+                transient = "locked" in str(exc) or "busy" in str(exc)
+                if not transient or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)  # back off: another process is initialising the file
+                delay = min(delay * 2, 0.2)
 
     def _schema_version(self, conn: sqlite3.Connection) -> int:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])

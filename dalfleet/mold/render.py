@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dalfleet.errors import InvalidArgumentError
 from dalfleet.models import AgentSpec
 from dalfleet.mold.model import Mold
+from dalfleet.validate import validate_text
 
 __all__ = ["RESERVED_PARAMS", "parse_params", "render", "substitute"]
 
@@ -46,7 +47,9 @@ def parse_params(
     result: dict[str, str] = {}
     if isinstance(params, Mapping):
         for key, value in params.items():
-            result[_check_key(str(key), f"{key}={value}")] = str(value)
+            result[_check_key(str(key), f"{key}={value}")] = validate_text(
+                str(value), f"param {key!r} value"
+            )
         return result
     try:
         items = list(params)
@@ -64,6 +67,9 @@ def parse_params(
         if not sep:
             raise InvalidArgumentError(f"invalid param {_show(item)}: expected KEY=VALUE")
         result[_check_key(key.strip(), item)] = value
+    for key, value in result.items():
+        validate_text(key, "param")
+        validate_text(value, f"param {key!r} value")
     return result
 
 

@@ -1,0 +1,8 @@
+"""``python -m dalfleet``: the ``dalfleet`` command line."""
+
+from __future__ import annotations
+
+from dalfleet.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
