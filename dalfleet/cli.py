@@ -706,9 +706,10 @@ def _cmd_health(args: argparse.Namespace) -> int:
     _out(f"  Status: {health.status}")
     pending = sum(member.pending_tasks for member in health.members)
     failed = sum(member.failed_tasks for member in health.members)
+    completed = sum(member.completed_tasks for member in health.members)
     _out(
         f"  Alive: {health.alive_count}/{health.member_count}"
-        f"  Pending tasks: {pending}  Failed tasks: {failed}"
+        f"  Pending tasks: {pending}  Completed tasks: {completed}  Failed tasks: {failed}"
     )
     for member in health.members:
         if member.state is not AgentState.ALIVE:
