@@ -32,7 +32,7 @@ def show_value(value: object, limit: int = 70) -> str:
     if not isinstance(value, str):
         return repr(value)
     text = value if len(value) <= limit else value[: limit - 1] + "…"
-    if _CONTROL.search(text) or "'" in text:
+    if not text.isprintable() or "'" in text:
         return repr(text)
     return f"'{text}'"
 

@@ -61,14 +61,21 @@ def resolve_mold(source: str, base: str | os.PathLike[str]) -> pathlib.Path:
         for path in _mold_files(directory):
             if _stem(path.name) == source or _mold_name(path) == source:
                 return path
-    tried.append(
-        f"*.mold.dal / *.mold.json files with stem or mold name {source!r} in "
-        + ", ".join(str(d) for d in search_dirs)
-    )
 
-    message = f"mold {source!r} not found; tried: " + "; ".join(tried)
+    # Name the base once and everything else relative to it: the message stays one short line.
+    def shown(path: pathlib.Path) -> str:
+        try:
+            return str(path.relative_to(base_path))
+        except ValueError:
+            return str(path)
+
+    message = (
+        f"mold {source!r} not found in {base_path}: tried "
+        + ", ".join(shown(pathlib.Path(t)) for t in tried)
+        + f", and molds named {source!r} in ., mold/, mold/samples/"
+    )
     if directories:
-        message += " (" + ", ".join(f"{d} is a directory" for d in directories) + ")"
+        message += " (" + ", ".join(f"{shown(d)} is a directory" for d in directories) + ")"
     raise MoldNotFoundError(message)
 
 

@@ -15,6 +15,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,11 @@ class JsonFileStore:
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
+            if os.path.islink(self.path):
+                raise StoreError(
+                    f"cannot read fleet file {self.path}: it is a symbolic link to "
+                    f"{os.readlink(self.path)}, which does not exist"
+                ) from None
             return None
         except IsADirectoryError:
             raise StoreError(f"cannot read fleet file {self.path}: it is a directory") from None
@@ -99,7 +105,10 @@ class JsonFileStore:
 
     def _parse(self, raw: bytes) -> dict[str, Fleet]:
         try:
-            data: Any = json.loads(raw.decode("utf-8"))
+            text = raw.decode("utf-8")
+            data: Any = json.loads(
+                text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+            )
         except UnicodeDecodeError:
             raise CorruptStoreError(f"corrupt fleet file {self.path}: not UTF-8 text") from None
         except json.JSONDecodeError as exc:
@@ -108,6 +117,16 @@ class JsonFileStore:
             ) from None
         except RecursionError:
             raise CorruptStoreError(f"corrupt fleet file {self.path}: nested too deeply") from None
+        except ValueError as exc:  # NaN/Infinity, duplicate keys, integers too long to convert
+            raise CorruptStoreError(f"corrupt fleet file {self.path}: {exc}") from None
+        if _SURROGATE_ESCAPE.search(text):
+            # \ud800-style escapes may decode to lone surrogates, which no UTF-8 file can hold.
+            try:
+                json.dumps(data, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise CorruptStoreError(
+                    f"corrupt fleet file {self.path}: a string holds a lone surrogate escape"
+                ) from None
         if not isinstance(data, dict):
             raise CorruptStoreError(
                 f"corrupt fleet file {self.path}: expected a JSON object of fleets, "
@@ -227,6 +246,24 @@ class JsonFileStore:
                 self._write(working)
         finally:
             lock.release()
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+    return out
 
 
 def _fsync_dir(directory: Path) -> None:
