@@ -387,6 +387,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", type=_text, help="fleet name")
     p.add_argument("--to", metavar="N", type=_whole_number, help="revision number to redeploy")
 
+    p = _sub(
+        subs,
+        "apply",
+        "make the fleets match a manifest (create, scale, deploy); --dry-run shows the diff",
+        [
+            "dalfleet apply -f fleets.yaml --dry-run",
+            "dalfleet apply -f fleets.yaml --prune",
+            "",
+            "fleets.yaml:",
+            "  fleets:",
+            "    workers: {mold: worker, count: 3, task: Process daily logs}",
+        ],
+        _cmd_apply,
+        common,
+    )
+    p.add_argument(
+        "-f", "--filename", metavar="FILE", required=True, help="manifest file ('-' for stdin)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the changes, make none")
+    p.add_argument(
+        "--prune", action="store_true", help="delete (and tear down) fleets the manifest omits"
+    )
+
+    p = _sub(
+        subs,
+        "shift",
+        "blue/green: move size from one fleet to another (target grows first)",
+        [
+            "dalfleet shift workers-blue workers-green --task 'Process logs v2'",
+            "dalfleet shift workers-blue workers-green --count 1   # a canary",
+        ],
+        _cmd_shift,
+        common,
+    )
+    p.add_argument("source", metavar="FROM", type=_text, help="fleet to shrink")
+    p.add_argument("target", metavar="TO", type=_text, help="fleet to grow (needs a mold)")
+    p.add_argument("--count", type=_whole_number, help="how many members' worth (default: all)")
+    p.add_argument("--task", type=_text, help="deploy this task to TO first")
+
     mold = _sub(
         subs,
         "mold",
@@ -862,6 +901,50 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
         latest = fleet.history[-1].revision if fleet.history else 0
         task = _one_line(fleet.last_deployed_task or "")
         _out(f"Fleet {_q(fleet.name)} rolled back: revision {latest} redeploys {task}")
+    return EXIT_OK
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
+    from dalfleet.manifest import load_manifest, parse_manifest
+
+    if args.filename == "-":
+        specs = parse_manifest(sys.stdin.read())
+    else:
+        specs = load_manifest(args.filename)
+    with _client(args) as client, _progress(args, "spawning") as progress:
+        changes = client.apply(specs, dry_run=args.dry_run, prune=args.prune, progress=progress)
+    if args.json:
+        _print_json(
+            {
+                "dry_run": args.dry_run,
+                "changes": [
+                    {"action": c.action, "fleet": c.fleet, "detail": c.detail} for c in changes
+                ],
+            }
+        )
+        return EXIT_OK
+    for change in changes:
+        _out(f"{change.symbol} {change.fleet}: {change.detail}")
+    done = sum(1 for c in changes if c.action != "warn")
+    if args.dry_run:
+        _out(f"{done} change(s) planned (dry run: nothing changed)")
+    else:
+        _out(f"{done} change(s) applied" if done else "No changes: the fleets match the manifest")
+    return EXIT_OK
+
+
+def _cmd_shift(args: argparse.Namespace) -> int:
+    with _client(args) as client, _progress(args, "spawning") as progress:
+        source, target = client.shift(
+            args.source, args.target, args.count, task=args.task, progress=progress
+        )
+    if args.json:
+        _print_json({"from": _fleet_json(source), "to": _fleet_json(target)})
+    else:
+        _out(
+            f"Shifted to fleet {_q(target.name)}: {_q(source.name)} now has "
+            f"{source.size} members, {_q(target.name)} has {target.size}"
+        )
     return EXIT_OK
 
 

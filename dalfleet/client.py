@@ -35,6 +35,7 @@ from dalfleet.coordinator import (
 )
 from dalfleet.errors import FleetExistsError, FleetNotFoundError, InvalidArgumentError
 from dalfleet.execute import DEFAULT_CONCURRENCY, Handler, execute, load_handler
+from dalfleet.manifest import Change, FleetSpec, parse_manifest, plan
 from dalfleet.models import (
     AgentState,
     ExportFormat,
@@ -773,6 +774,109 @@ class Client:
         raise InvalidArgumentError(
             f"fleet {show_value(fleet.name)} has no revision {to_revision} (known: {known})"
         )
+
+    def apply(
+        self,
+        manifest: str | Mapping[str, Any] | Sequence[FleetSpec],
+        *,
+        dry_run: bool = False,
+        prune: bool = False,
+        progress: Progress | None = None,
+    ) -> builtins.list[Change]:
+        """Make the fleets match a manifest (YAML text, a mapping, or parsed specs).
+
+        Creates, scales and deploys as :func:`dalfleet.manifest.plan` says, and
+        returns the changes (with ``dry_run`` nothing is changed). Everything is
+        checked first — the manifest, names, counts, tasks, params and that every
+        mold resolves — so bad input changes nothing. A failure while applying
+        leaves the steps before it applied, as ``kubectl apply`` does.
+
+        Raises:
+            InvalidArgumentError: the manifest is not valid or cannot be applied.
+            MoldError / MoldNotFoundError: a mold does not resolve or parse.
+            CoordinatorError / StoreError: as for create_from_mold and scale.
+        """
+        if isinstance(manifest, (str, Mapping)):
+            specs = parse_manifest(manifest)
+        else:
+            specs = builtins.list(manifest)
+        changes = plan(specs, self.store.load(), prune=prune)
+        for change in changes:
+            if change.mold is not None:
+                self._load_mold(change.mold)
+        if dry_run:
+            return changes
+        for change in changes:
+            if change.action == "create" and change.mold is not None:
+                assert change.count is not None
+                self.create_from_mold(
+                    change.fleet, change.mold, change.count, change.params, progress=progress
+                )
+            elif change.action == "create":
+                self.create(change.fleet)
+            elif change.action == "scale":
+                assert change.count is not None
+                have = len(self.get(change.fleet).member_ids)
+                if change.mold is not None and change.count > have:
+                    self.add_from_mold(
+                        change.fleet,
+                        change.mold,
+                        change.count - have,
+                        change.params,
+                        progress=progress,
+                    )
+                else:
+                    self.scale(change.fleet, change.count, progress=progress)
+            elif change.action == "deploy":
+                assert change.task is not None
+                self.deploy(change.fleet, change.task)
+            elif change.action == "delete":
+                self.delete(change.fleet, teardown=True)
+        return changes
+
+    def shift(
+        self,
+        source: str,
+        target: str,
+        count: int | None = None,
+        *,
+        task: str | None = None,
+        progress: Progress | None = None,
+    ) -> tuple[Fleet, Fleet]:
+        """Blue/green: move ``count`` members' worth of size (default: all) from
+        ``source`` to ``target``, deploying ``task`` to ``target`` first if given.
+
+        The target grows (from its mold) before the source shrinks, so capacity
+        never drops below the start; the source's removed members are terminated.
+
+        Raises:
+            FleetNotFoundError: either fleet does not exist.
+            InvalidArgumentError: the fleets are the same, ``count`` is not between 1
+                and the source's size, the target has no mold, the target would
+                exceed the cap, or the task is not valid.
+            MoldError / CoordinatorError / StoreError: as for scale.
+        """
+        _lookup_name(source)
+        _lookup_name(target)
+        if source == target:
+            raise InvalidArgumentError("shift needs two different fleets")
+        text = validate_task(task) if task is not None else None
+        src, dst = self.get(source), self.get(target)
+        have = len(src.member_ids)
+        n = have if count is None else validate_size(count, self.max_count)
+        if not 1 <= n <= have:
+            raise InvalidArgumentError(
+                f"shift count must be between 1 and {have} "
+                f"(the size of fleet {show_value(source)}), got {n}"
+            )
+        grown = len(dst.member_ids) + n
+        validate_size(grown, self.max_count)
+        self._mold_for_scale_up(dst)
+        if text is not None:
+            self.deploy(target, text)
+        dst = self.scale(target, grown, progress=progress)
+        src = self.scale(source, have - n)
+        return src, dst
 
     def recover_orphans(self, name: str) -> int:
         """Put back in the queue the fleet's tasks claimed by worker processes of this

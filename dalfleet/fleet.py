@@ -15,13 +15,14 @@ import builtins
 import contextlib
 import contextvars
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dalfleet.client import Client, Progress, WorkStats
 from dalfleet.coordinator import Coordinator
 from dalfleet.execute import DEFAULT_CONCURRENCY, Handler
+from dalfleet.manifest import Change, FleetSpec
 from dalfleet.models import ExportFormat, Fleet, FleetHealth, MemberOutcome, Revision, RunReport
 from dalfleet.store import Store
 
@@ -29,6 +30,7 @@ __all__ = [
     "Client",
     "add_from_mold",
     "add_member",
+    "apply",
     "configure",
     "create",
     "create_from_mold",
@@ -42,6 +44,7 @@ __all__ = [
     "rollback",
     "run",
     "scale",
+    "shift",
     "show",
     "using",
     "work",
@@ -393,3 +396,40 @@ def work(
             on_outcome=on_outcome,
         ),
     )
+
+
+def apply(
+    manifest: str | Mapping[str, Any] | Sequence[FleetSpec],
+    base: Base = None,
+    *,
+    dry_run: bool = False,
+    prune: bool = False,
+) -> builtins.list[Change]:
+    """Make the fleets match a manifest (YAML text or a mapping, see :mod:`dalfleet.manifest`);
+    returns the changes. ``dry_run`` only reports them; ``prune`` deletes fleets the
+    manifest does not name.
+
+    Raises:
+        InvalidArgumentError: the manifest is not valid or cannot be applied.
+        MoldError / MoldNotFoundError / CoordinatorError / StoreError: as for create_from_mold.
+    """
+    return _call(base, lambda c: c.apply(manifest, dry_run=dry_run, prune=prune))
+
+
+def shift(
+    source: str,
+    target: str,
+    count: int | None = None,
+    base: Base = None,
+    *,
+    task: str | None = None,
+) -> tuple[Fleet, Fleet]:
+    """Blue/green: move ``count`` (default all) of ``source``'s size to ``target``,
+    deploying ``task`` to ``target`` first; the target grows before the source shrinks.
+
+    Raises:
+        FleetNotFoundError: either fleet does not exist.
+        InvalidArgumentError: same fleet, bad count, target without a mold, bad task.
+        MoldError / CoordinatorError / StoreError: as for scale.
+    """
+    return _call(base, lambda c: c.shift(source, target, count, task=task))

@@ -71,6 +71,8 @@ SUBCOMMANDS = [
     "worker",
     "history",
     "rollback",
+    "apply",
+    "shift",
 ]
 
 

@@ -14,7 +14,7 @@ import heapq
 import itertools
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -148,10 +148,25 @@ class MemoryCoordinator:
 
     Every agent is spawned with ``trust_level`` (the principal's setting), whatever
     its spec says. Nothing outlives the object.
+
+    ``id_factory`` and ``task_id_factory`` make new agent and task IDs (by default
+    :func:`new_agent_id` and :func:`new_task_id`); ``where`` names this coordinator
+    in "not found" errors. The Ray host actors set all three, so that the IDs they
+    make route back to them and their errors name the cluster.
     """
 
-    def __init__(self, trust_level: str = "sandboxed") -> None:
+    def __init__(
+        self,
+        trust_level: str = "sandboxed",
+        *,
+        id_factory: Callable[[], str] | None = None,
+        task_id_factory: Callable[[], str] | None = None,
+        where: str = "the in-memory coordinator",
+    ) -> None:
         self.trust_level = trust_level
+        self.where = where
+        self._new_agent_id = id_factory or new_agent_id
+        self._new_task_id = task_id_factory or new_task_id
         self._lock = threading.Lock()
         self._agents: dict[str, _AgentRow] = {}
         self._tasks: dict[str, _TaskRow] = {}
@@ -175,7 +190,7 @@ class MemoryCoordinator:
         # anything is created and specs come back as the SQLite coordinator gives them.
         decoded = [encode_spec(attrs.evolve(s, trust_level=self.trust_level))[1] for s in specs]
         created = now()
-        ids = [new_agent_id() for _ in decoded]
+        ids = [self._new_agent_id() for _ in decoded]
         with self._lock:
             for agent_id, spec in zip(ids, decoded, strict=True):
                 row = _AgentRow(agent=Agent(agent_id, spec), created_at=created)
@@ -235,12 +250,12 @@ class MemoryCoordinator:
             for agent_id in ids:
                 row = self._agents.get(agent_id)
                 if row is None:
-                    out[agent_id] = f"agent '{agent_id}' not found in the in-memory coordinator"
+                    out[agent_id] = f"agent '{agent_id}' not found in {self.where}"
                     continue
                 if row.agent.state is not AgentState.ALIVE:
                     out[agent_id] = f"agent '{agent_id}' is terminated"
                     continue
-                stored = attrs.evolve(task, task_id=new_task_id())
+                stored = attrs.evolve(task, task_id=self._new_task_id())
                 self._tasks[stored.task_id] = _TaskRow(
                     seq=next(self._seq),
                     task=stored,
@@ -338,7 +353,7 @@ class MemoryCoordinator:
         with self._lock:
             task = self._tasks.get(task_id)
             if task is None:
-                raise CoordinatorError(f"task '{task_id}' not found in the in-memory coordinator")
+                raise CoordinatorError(f"task '{task_id}' not found in {self.where}")
             task.state = DONE if ok else FAILED
             task.result_json = result_json
             task.error = error
