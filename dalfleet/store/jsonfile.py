@@ -34,6 +34,14 @@ _TMP_PREFIX = ".fleets.json."
 _TMP_SUFFIX = ".tmp"
 # path -> (bytes, fleets) of the last parse in this process; keyed by content, never stale.
 _PARSED: dict[str, tuple[bytes, dict[str, Fleet]]] = {}
+_PARSED_KEEP = 8  # bases remembered; a notebook touching many projects stays small
+
+
+def _remember(key: str, raw: bytes, fleets: dict[str, Fleet]) -> None:
+    _PARSED.pop(key, None)
+    _PARSED[key] = (raw, fleets)
+    while len(_PARSED) > _PARSED_KEEP:
+        del _PARSED[next(iter(_PARSED))]
 
 
 def fleet_file_path(base: str | os.PathLike[str]) -> Path:
@@ -147,7 +155,7 @@ class JsonFileStore:
         if hit is not None and hit[0] == raw:
             return dict(hit[1])
         fleets = self._parse(raw)
-        _PARSED[key] = (raw, fleets)
+        _remember(key, raw, fleets)
         return dict(fleets)
 
     def load(self) -> dict[str, Fleet]:
@@ -206,7 +214,7 @@ class JsonFileStore:
             reason = "it is a directory" if exc.errno == errno.EISDIR else exc.strerror
             raise StoreError(f"cannot write fleet file {self.path}: {reason}") from None
         _fsync_dir(directory)
-        _PARSED[str(self.path)] = (payload, dict(fleets))
+        _remember(str(self.path), payload, dict(fleets))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[dict[str, Fleet]]:
