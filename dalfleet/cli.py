@@ -116,6 +116,12 @@ def _common() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="print one JSON document instead of text",
     )
+    common.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=argparse.SUPPRESS,
+        help="keep agents in a Ray cluster ('auto', or HOST:PORT) instead of .dal/",
+    )
     return common
 
 
@@ -167,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--json", action="store_true", default=False, help="print one JSON document instead of text"
+    )
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=None,
+        help="keep agents in a Ray cluster ('auto', or HOST:PORT) instead of .dal/",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.set_defaults(parser=parser, func=None)
@@ -552,7 +564,14 @@ def _base(args: argparse.Namespace) -> Path:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client.for_base(_base(args))
+    base = _base(args)
+    if args.ray is None:
+        return Client.for_base(base)
+    from dalfleet.coordinator.ray import RayCoordinator
+    from dalfleet.store import JsonFileStore
+
+    # The fleet file stays in the project; the agents live in the cluster.
+    return Client(JsonFileStore(base), RayCoordinator(address=args.ray), base=base)
 
 
 # -- commands ---------------------------------------------------------------------------

@@ -33,6 +33,7 @@ Factory = Callable[..., Any]  # (trust_level=...) -> MemoryCoordinator | LocalCo
 UNKNOWN_SUFFIX = {
     "memory": "not found in the in-memory coordinator",
     "local": "not found in the local runtime",
+    "ray": "not found in the Ray cluster",  # tests/test_coordinator_ray.py reruns this suite
 }
 
 
