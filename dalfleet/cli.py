@@ -571,7 +571,11 @@ def _client(args: argparse.Namespace) -> Client:
     from dalfleet.store import JsonFileStore
 
     # The fleet file stays in the project; the agents live in the cluster.
-    return Client(JsonFileStore(base), RayCoordinator(address=args.ray), base=base)
+    # Ray's own INFO lines would break the one-line-per-result output.
+    coordinator = RayCoordinator(
+        address=args.ray, init_kwargs={"logging_level": "WARNING", "log_to_driver": False}
+    )
+    return Client(JsonFileStore(base), coordinator, base=base)
 
 
 # -- commands ---------------------------------------------------------------------------
