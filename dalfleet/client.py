@@ -683,11 +683,9 @@ class Client:
 
         Raises:
             InvalidArgumentError: unknown format, bad image, namespace, labels or workload.
-            FleetNotFoundError: ``fleet 'NAME' not found``.
-            FleetError: ``no fleets to export``.
+            FleetNotFoundError: ``fleet 'NAME' not found``; ``no fleets to export``.
             StoreError: the store cannot be read.
         """
-        from dalfleet.errors import FleetError
         from dalfleet.export import export_yaml, parse_format
 
         fmt = parse_format(format)
@@ -700,7 +698,7 @@ class Client:
         else:
             targets = [fleets[n] for n in sorted(fleets)]
         if not targets:
-            raise FleetError("no fleets to export")
+            raise FleetNotFoundError("no fleets to export")
         memory: dict[str, str | None] = {}
         for fleet in targets:
             memory[fleet.name] = self._memory_limit(fleet)

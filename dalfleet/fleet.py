@@ -331,8 +331,7 @@ def export(
 
     Raises:
         InvalidArgumentError: unknown format; bad image, namespace, labels or workload.
-        FleetNotFoundError: ``fleet 'NAME' not found``.
-        FleetError: ``no fleets to export``.
+        FleetNotFoundError: ``fleet 'NAME' not found``; ``no fleets to export``.
         StoreError: the fleet file cannot be read.
     """
     return _call(

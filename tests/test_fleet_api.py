@@ -487,7 +487,7 @@ def test_export_unknown_fleet(ctx: Ctx) -> None:
 
 
 def test_export_nothing_to_export(ctx: Ctx) -> None:
-    with pytest.raises(FleetError, match="no fleets to export"):
+    with pytest.raises(FleetNotFoundError, match="no fleets to export"):
         ctx.export()
 
 
