@@ -4,12 +4,18 @@
 # health, then let a worker execute the queued tasks with the sample handler.
 set -euo pipefail
 
+# Use the installed console script; fall back to the module when the script's
+# directory is not on PATH yet (e.g. pyenv before a rehash).
+if ! command -v dalfleet >/dev/null 2>&1; then
+  dalfleet() { python3 -m dalfleet "$@"; }
+fi
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/dalfleet-first-fleet.XXXXXX")
 cd "$work"
 echo "# project directory: $work"
 
 mkdir -p mold
-python -c 'import shutil, dalfleet.mold as m; shutil.copy(m.sample_mold_path(), "mold/worker.mold.dal")'
+python3 -c 'import shutil, dalfleet.mold as m; shutil.copy(m.sample_mold_path(), "mold/worker.mold.dal")'
 
 set -x
 dalfleet create assistant-workers --from-mold mold/worker.mold.dal --count 2
