@@ -2,7 +2,7 @@
 
 A handler is a Python callable, sync or async, or a ``"module:function"`` string,
 called as ``handler(agent, task)``. Async handlers run on an event loop; sync
-handlers run in a thread pool of the same bound. One member's failure or
+handlers run on daemon threads, at most the same bound at once. One member's failure or
 timeout never stops the others. Nothing from a mold or a task is evaluated:
 the task is data handed to the handler the caller chose.
 """
@@ -10,13 +10,13 @@ the task is data handed to the handler the caller chose.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib
 import inspect
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from dalfleet.coordinator.base import ClaimedTask
@@ -87,20 +87,13 @@ async def _execute_async(
     semaphore = asyncio.Semaphore(concurrency)
     is_async = _is_async(handler)
     outcomes: list[MemberOutcome | None] = [None] * len(claimed)
-    executor = (
-        None
-        if is_async
-        else ThreadPoolExecutor(
-            max_workers=min(concurrency, max(1, len(claimed))), thread_name_prefix="dalfleet-task"
-        )
-    )
 
     async def call(item: ClaimedTask) -> Any:
         if is_async:
             result = handler(item.agent, item.task)
         else:
-            result = await loop.run_in_executor(
-                executor, functools.partial(handler, item.agent, item.task)
+            result = await _in_daemon_thread(
+                loop, functools.partial(handler, item.agent, item.task)
             )
         if inspect.isawaitable(result):
             result = await result
@@ -146,22 +139,47 @@ async def _execute_async(
                 on_outcome(outcome)
 
     jobs = [asyncio.ensure_future(one(i, item)) for i, item in enumerate(claimed)]
-    try:
-        if stop is None:
-            await asyncio.gather(*jobs)
-        else:
-            pending = set(jobs)
-            while pending and not stop.is_set():
-                _done, pending = await asyncio.wait(pending, timeout=0.05)
-            for job in pending:
-                job.cancel()
-            await asyncio.gather(*jobs, return_exceptions=True)
-    finally:
-        if executor is not None:
-            # A sync handler that overran its timeout cannot be interrupted; don't wait for it.
-            executor.shutdown(wait=False, cancel_futures=True)
+    if stop is None:
+        await asyncio.gather(*jobs)
+    else:
+        pending = set(jobs)
+        while pending and not stop.is_set():
+            _done, pending = await asyncio.wait(pending, timeout=0.05)
+        for job in pending:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
     unfinished = [claimed[i].task.task_id for i, o in enumerate(outcomes) if o is None]
     return outcomes, unfinished
+
+
+def _in_daemon_thread(loop: asyncio.AbstractEventLoop, call: Callable[[], Any]) -> Any:
+    """Run a sync handler on its own daemon thread; a future for its result.
+
+    Not a ThreadPoolExecutor: Python joins pool threads at exit, so a handler that
+    overran its timeout, or was abandoned by a stopping worker, would keep the
+    process alive until it returned. A daemon thread cannot be interrupted either,
+    but it never holds the process.
+    """
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if future.done():  # cancelled: timed out or stopping
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def target() -> None:
+        try:
+            outcome = (True, call())
+        except BaseException as exc:  # handed to the awaiting coroutine
+            outcome = (False, exc)
+        with contextlib.suppress(RuntimeError):  # the loop may be closed by now
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=target, name="dalfleet-task", daemon=True).start()
+    return future
 
 
 def _run_coroutine(factory: Callable[[], Any]) -> Any:

@@ -54,6 +54,14 @@ def mark(agent, task):
 
     pathlib.Path(__file__).with_name("handler-started").touch()
     return "done"
+
+
+def block(agent, task):
+    import pathlib
+
+    pathlib.Path(__file__).with_name("handler-started").touch()
+    time.sleep(120)  # a sync handler stuck in I/O
+    return "too late"
 """
 
 SUBCOMMANDS = [
@@ -770,3 +778,38 @@ def test_unexpected_exception_is_one_line_without_traceback(
     assert code == 1
     assert "Traceback" in err
     assert err.endswith("dalfleet: internal error: RuntimeError: something odd second line\n")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_worker_puts_its_unfinished_task_back(
+    project: Path, handler_dir: Path, signum: int
+) -> None:
+    ok(dalfleet("create", "w", "--from-mold", "worker", cwd=project))
+    ok(dalfleet("deploy", "w", "Process logs", cwd=project))
+    ok(dalfleet("run", "w", cwd=project))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(handler_dir)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dalfleet", "worker", "w", "--handler", "cli_handlers:block"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started = handler_dir / "handler-started"
+    deadline = time.monotonic() + 30
+    while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert started.exists(), proc.stderr.read() if proc.stderr else ""
+    proc.send_signal(signum)
+    # Far sooner than the handler's 120 s: the stuck thread does not hold the process.
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert out.splitlines()[-1] == ("Worker for fleet 'w': executed 0 (0 ok, 0 failed, 1 released)")
+    health = json.loads("\n".join(ok(dalfleet("health", "w", "--json", cwd=project))))
+    assert [m["pending_tasks"] for m in health["members"]] == [1]
+    drained = ok(
+        dalfleet("worker", "w", "--handler", "dalfleet.handlers:echo", "--once", cwd=project)
+    )
+    assert drained[-1] == "Worker for fleet 'w': executed 1 (1 ok, 0 failed, 0 released)"
