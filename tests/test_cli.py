@@ -321,15 +321,21 @@ def test_run_without_deployed_task_says_so(project: Path) -> None:
 def test_run_reports_members_that_cannot_be_dispatched(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    run_main(capsys, "create", "gone", "--from-mold", "worker")
+    gone = json_main(capsys, "show", "gone", "--json")["member_ids"][0]
+    run_main(capsys, "delete", "gone", "--teardown")
     run_main(capsys, "create", "w", "--from-mold", "worker")
-    run_main(capsys, "add-member", "w", "agent_from_elsewhere")
+    run_main(capsys, "add-member", "w", gone)
+    run_main(capsys, "add-member", "w", "agent_from_elsewhere")  # queued, as the reference
     run_main(capsys, "deploy", "w", "task")
     code, out, err = run_main(capsys, "run", "w")
     assert code == 1
     assert err == ""
     lines = out.splitlines()
-    assert lines[0] == "Fleet 'w': dispatched to 1 member(s)"
-    assert lines[1].startswith("  agent_from_elsewhere: ")
+    assert lines == [
+        "Fleet 'w': dispatched to 2 member(s)",
+        f"  {gone}: agent '{gone}' is terminated",
+    ]
 
 
 # -- --json on every command ---------------------------------------------------------------

@@ -30,12 +30,6 @@ from dalfleet.models import AgentSpec, AgentState, Task
 
 Factory = Callable[..., Any]  # (trust_level=...) -> MemoryCoordinator | LocalCoordinator
 
-UNKNOWN_SUFFIX = {
-    "memory": "not found in the in-memory coordinator",
-    "local": "not found in the local runtime",
-    "ray": "not found in the Ray cluster",  # tests/test_coordinator_ray.py reruns this suite
-}
-
 
 @pytest.fixture(params=["memory", "local"])
 def kind(request: pytest.FixtureRequest) -> str:
@@ -232,15 +226,35 @@ def test_dispatch_creates_one_task_record_per_agent(coord: Any) -> None:
         assert record["description"] == "Process daily logs"
 
 
-def test_dispatch_reports_unknown_and_terminated_agents(coord: Any, kind: str) -> None:
+def test_dispatch_reports_terminated_agents(coord: Any) -> None:
     a, b = coord.spawn(specs(2))
     coord.terminate([b])
-    out = coord.dispatch(["agent_nope", a, b], TASK)
-    assert list(out) == ["agent_nope", a, b]
-    assert out["agent_nope"] == f"agent 'agent_nope' {UNKNOWN_SUFFIX[kind]}"
+    out = coord.dispatch([a, b], TASK)
+    assert list(out) == [a, b]
     assert out[b] == f"agent '{b}' is terminated"
     assert isinstance(out[a], Task)
     assert coord.status([b])[b].pending_tasks == 0
+
+
+def test_dispatch_gives_an_agent_from_elsewhere_an_inbox(coord: Any) -> None:
+    # Members registered with add_member were not spawned here: the reference still
+    # queues their task; they stay "unknown" but a worker can serve the inbox.
+    (a,) = coord.spawn(specs(1))
+    out = coord.dispatch(["agent_ext", a], TASK)
+    assert list(out) == ["agent_ext", a]
+    assert isinstance(out["agent_ext"], Task)
+    status = coord.status(["agent_ext"])["agent_ext"]
+    assert (status.state, status.pending_tasks) == (AgentState.UNKNOWN, 1)
+    agent = coord.agents(["agent_ext"])["agent_ext"]
+    assert (agent.name, agent.state, agent.metadata) == (
+        "agent_ext",
+        AgentState.UNKNOWN,
+        {"external": "true"},
+    )
+    claimed = coord.claim(["agent_ext"], "w", 5)
+    assert [c.task.task_id for c in claimed] == [out["agent_ext"].task_id]
+    coord.terminate(["agent_ext"])
+    assert coord.dispatch(["agent_ext"], TASK) == {"agent_ext": "agent 'agent_ext' is terminated"}
 
 
 def test_dispatch_to_no_agents_returns_empty(coord: Any) -> None:

@@ -437,13 +437,31 @@ def test_run_unknown_named_fleet_is_an_error(ctx: Ctx) -> None:
         ctx.run("nope")
 
 
-def test_run_reports_members_the_coordinator_does_not_know(ctx: Ctx) -> None:
+def test_run_queues_the_task_for_members_that_live_elsewhere(ctx: Ctx) -> None:
+    # As the reference: add_member'd agents get the task in their inbox.
     ctx.create_from_mold("w", "worker", 1)
     ctx.add_member("w", "agent_elsewhere")
     ctx.deploy("w", "go")
     [report] = ctx.run("w")
-    assert report.members_dispatched == 1
-    assert len(report.errors) == 1 and "agent_elsewhere" in report.errors[0]
+    assert (report.members_dispatched, report.errors) == (2, [])
+    health = ctx.health("w")
+    assert [(m.state, m.pending_tasks) for m in health.members] == [
+        (AgentState.ALIVE, 1),
+        (AgentState.UNKNOWN, 1),
+    ]
+    assert health.status == "ok"
+
+
+def test_run_reports_terminated_members(ctx: Ctx) -> None:
+    members = ctx.create_from_mold("w", "worker", 2).member_ids
+    ctx.delete("w", teardown=True)
+    ctx.create("v")
+    for m in members:
+        ctx.add_member("v", m)
+    ctx.deploy("v", "go")
+    [report] = ctx.run("v")
+    assert report.members_dispatched == 0
+    assert report.errors == [f"{m}: agent '{m}' is terminated" for m in members]
 
 
 # -- health ---------------------------------------------------------------------------

@@ -434,7 +434,7 @@ FRESH_ROWS = [
     row(lambda b: fleet.run("nope", b), FleetNotFoundError, "'nope'", "fresh-run"),
     row(lambda b: fleet.health("nope", b), FleetNotFoundError, "'nope'", "fresh-health"),
     row(lambda b: fleet.rollback("nope", None, b), FleetNotFoundError, "'nope'", "fresh-rollback"),
-    row(lambda b: fleet.export(None, b), FleetError, "no fleets", "fresh-export-nothing"),
+    row(lambda b: fleet.export(None, b), FleetNotFoundError, "no fleets", "fresh-export-nothing"),
     row(lambda b: fleet.export("nope", b), FleetNotFoundError, "'nope'", "fresh-export"),
     row(lambda b: fleet.export(None, b, "yaml"), InvalidArgumentError, "'yaml'", "fresh-format"),
 ]

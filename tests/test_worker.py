@@ -186,3 +186,15 @@ def test_claims_of_live_workers_are_not_recovered(base: Path) -> None:
         client.coordinator.claim(members, "otherhost:1:abc", 1)
         assert client.recover_orphans("w") == 0
         assert len(client.coordinator.running(members)) == 2
+
+
+def test_a_worker_serves_members_registered_from_elsewhere(base: Path) -> None:
+    fleet.create("w", base)
+    fleet.add_member("w", "agent_ext", base)
+    fleet.deploy("w", "hello", base)
+    [report] = fleet.run("w", base)
+    assert report.members_dispatched == 1
+    stats = fleet.work("w", "dalfleet.handlers:echo", base, once=True)
+    assert [(o.agent_id, o.result) for o in stats.outcomes] == [
+        ("agent_ext", {"agent": "agent_ext", "agent_id": "agent_ext", "task": "hello"})
+    ]

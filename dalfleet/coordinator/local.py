@@ -41,6 +41,7 @@ from dalfleet.coordinator.memory import (
     decode_spec,
     encode_result,
     encode_spec,
+    external_spec,
     task_record,
     unique_ids,
 )
@@ -191,8 +192,8 @@ class LocalCoordinator:
                 return
             rows = conn.execute(
                 "SELECT agent_id, json_extract(spec_json, '$.lifecycle.' || ?) FROM agents "
-                f"WHERE agent_id {_IN_IDS} AND state = ?",
-                (ON_DESTROY, json.dumps(ids), AgentState.ALIVE.value),
+                f"WHERE agent_id {_IN_IDS} AND state != ?",
+                (ON_DESTROY, json.dumps(ids), AgentState.TERMINATED.value),
             ).fetchall()
             if not rows:
                 return
@@ -225,9 +226,11 @@ class LocalCoordinator:
         """Give ``task`` to every agent, as one task record (own ``task_id``) each.
 
         Returns, per agent ID in input order (duplicates once), the stored
-        :class:`Task` or an error string for an unknown or terminated agent. With
-        ``claimed_by`` the tasks start out running, owned by that worker. One
-        transaction for the whole batch; with no database nothing is created.
+        :class:`Task` or an error string for a terminated agent. An agent this
+        runtime did not spawn gets an inbox (state ``unknown``), so tasks for
+        members registered with ``add_member`` are queued as the reference does.
+        With ``claimed_by`` the tasks start out running, owned by that worker. One
+        transaction for the whole batch (creating the database if needed).
 
         Raises:
             InvalidArgumentError: ``agent_ids`` is a single string.
@@ -236,25 +239,38 @@ class LocalCoordinator:
         ids = unique_ids(agent_ids)
         if not ids:
             return {}
-        with self._transaction(write=True) as conn:
-            states: dict[str, str] = {}
-            if conn is not None:
-                states = dict(
-                    conn.execute(
-                        f"SELECT agent_id, state FROM agents WHERE agent_id {_IN_IDS}",
-                        (json.dumps(ids),),
-                    ).fetchall()
-                )
+        with self._transaction(write=True, create=True) as conn:
+            assert conn is not None  # create=True always yields a connection
+            states: dict[str, str] = dict(
+                conn.execute(
+                    f"SELECT agent_id, state FROM agents WHERE agent_id {_IN_IDS}",
+                    (json.dumps(ids),),
+                ).fetchall()
+            )
             stamp = now()
+            # Agents that live elsewhere (add_member) get an inbox, as the reference does.
+            external = [agent_id for agent_id in ids if agent_id not in states]
+            conn.executemany(
+                "INSERT INTO agents (agent_id, name, spec_json, state, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (
+                        agent_id,
+                        agent_id,
+                        encode_spec(external_spec(agent_id, self.trust_level))[0],
+                        AgentState.UNKNOWN.value,
+                        stamp,
+                    )
+                    for agent_id in external
+                ],
+            )
+            states.update((agent_id, AgentState.UNKNOWN.value) for agent_id in external)
             state = QUEUED if claimed_by is None else RUNNING
             started = None if claimed_by is None else stamp
             out: dict[str, Task | str] = {}
             rows: list[tuple[Any, ...]] = []
             for agent_id in ids:
-                agent_state = states.get(agent_id)
-                if agent_state is None:
-                    out[agent_id] = f"agent '{agent_id}' not found in the local runtime"
-                elif agent_state != AgentState.ALIVE.value:
+                if states[agent_id] == AgentState.TERMINATED.value:
                     out[agent_id] = f"agent '{agent_id}' is terminated"
                 else:
                     stored = attrs.evolve(task, task_id=new_task_id())
@@ -273,7 +289,7 @@ class LocalCoordinator:
                             started,
                         )
                     )
-            if conn is not None:
+            if rows:
                 conn.executemany(
                     "INSERT INTO tasks (task_id, agent_id, description, priority, "
                     "coordination_type, fleet, state, claimed_by, enqueued_at, started_at) "
@@ -354,7 +370,8 @@ class LocalCoordinator:
         return {agent_id: found[agent_id] for agent_id in ids if agent_id in found}
 
     def claim(self, agent_ids: Sequence[str], worker: str, limit: int) -> list[ClaimedTask]:
-        """Atomically take up to ``limit`` queued tasks of these (alive) agents, oldest first.
+        """Atomically take up to ``limit`` queued tasks of these agents (not terminated),
+        oldest first.
 
         The tasks become running, owned by ``worker``. The claim holds the
         database's write lock, so concurrent workers (threads or processes) never
@@ -372,11 +389,11 @@ class LocalCoordinator:
                 return []
             rows = conn.execute(
                 "SELECT t.seq, t.task_id, t.agent_id, t.description, t.priority, "
-                "t.coordination_type, t.fleet, a.spec_json "
+                "t.coordination_type, t.fleet, a.spec_json, a.state "
                 "FROM tasks AS t JOIN agents AS a ON a.agent_id = t.agent_id "
-                f"WHERE t.agent_id {_IN_IDS} AND t.state = ? AND a.state = ? "
+                f"WHERE t.agent_id {_IN_IDS} AND t.state = ? AND a.state != ? "
                 "ORDER BY t.seq LIMIT ?",
-                (json.dumps(ids), QUEUED, AgentState.ALIVE.value, limit),
+                (json.dumps(ids), QUEUED, AgentState.TERMINATED.value, limit),
             ).fetchall()
             if rows:
                 conn.execute(
@@ -386,12 +403,12 @@ class LocalCoordinator:
                 )
         specs: dict[str, AgentSpec] = {}
         claimed: list[ClaimedTask] = []
-        for _, task_id, agent_id, description, priority, coordination, fleet, spec in rows:
+        for _, task_id, agent_id, description, priority, coordination, fleet, spec, state in rows:
             if agent_id not in specs:
                 specs[agent_id] = decode_spec(spec)
             claimed.append(
                 ClaimedTask(
-                    Agent(agent_id, specs[agent_id], AgentState.ALIVE),
+                    Agent(agent_id, specs[agent_id], AgentState(state)),
                     Task(task_id, description, priority, coordination, fleet),
                 )
             )

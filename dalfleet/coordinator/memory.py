@@ -46,6 +46,12 @@ ON_DESTROY: Final = "on_destroy"
 _converter = cattrs.Converter()
 
 
+def external_spec(agent_id: str, trust_level: str) -> AgentSpec:
+    """The stand-in spec of an agent the coordinator did not spawn (registered with
+    ``add_member``): it gets an inbox, and its state stays ``unknown``."""
+    return AgentSpec(name=agent_id, trust_level=trust_level, metadata={"external": "true"})
+
+
 def encode_spec(spec: AgentSpec) -> tuple[str, AgentSpec]:
     """The stored (JSON) form of ``spec``, and the spec as it will be read back.
 
@@ -214,7 +220,7 @@ class MemoryCoordinator:
         with self._lock:
             for agent_id in ids:
                 row = self._agents.get(agent_id)
-                if row is None or row.agent.state is not AgentState.ALIVE:
+                if row is None or row.agent.state is AgentState.TERMINATED:
                     continue
                 row.agent = attrs.evolve(row.agent, state=AgentState.TERMINATED)
                 row.terminated_at = stamp
@@ -237,8 +243,10 @@ class MemoryCoordinator:
         """Give ``task`` to every agent, as one task record (own ``task_id``) each.
 
         Returns, per agent ID in input order (duplicates once), the stored
-        :class:`Task` or an error string for an unknown or terminated agent. With
-        ``claimed_by`` the tasks start out running, owned by that worker.
+        :class:`Task` or an error string for a terminated agent. An agent this
+        coordinator did not spawn gets an inbox (state ``unknown``), so tasks for
+        members registered with ``add_member`` are queued as the reference does.
+        With ``claimed_by`` the tasks start out running, owned by that worker.
 
         Raises:
             InvalidArgumentError: ``agent_ids`` is a single string.
@@ -250,9 +258,11 @@ class MemoryCoordinator:
             for agent_id in ids:
                 row = self._agents.get(agent_id)
                 if row is None:
-                    out[agent_id] = f"agent '{agent_id}' not found in {self.where}"
-                    continue
-                if row.agent.state is not AgentState.ALIVE:
+                    # An agent that lives elsewhere: keep its inbox, as the reference does.
+                    spec = external_spec(agent_id, self.trust_level)
+                    row = _AgentRow(Agent(agent_id, spec, AgentState.UNKNOWN), created_at=stamp)
+                    self._agents[agent_id] = row
+                if row.agent.state is AgentState.TERMINATED:
                     out[agent_id] = f"agent '{agent_id}' is terminated"
                     continue
                 stored = attrs.evolve(task, task_id=self._new_task_id())
@@ -328,7 +338,7 @@ class MemoryCoordinator:
                 self._tasks[task_id]
                 for agent_id in ids
                 if (row := self._agents.get(agent_id)) is not None
-                and row.agent.state is AgentState.ALIVE
+                and row.agent.state is not AgentState.TERMINATED
                 for task_id in row.task_ids
                 if self._tasks[task_id].state == QUEUED
             )
