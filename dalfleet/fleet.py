@@ -61,12 +61,18 @@ _scoped: contextvars.ContextVar[Client | None] = contextvars.ContextVar(
 
 
 def _build(
-    client: Client | None,
+    client: Client | str | os.PathLike[str] | None,
     store: Store | None,
     coordinator: Coordinator | None,
     base: Base,
     memory: bool,
 ) -> Client:
+    if isinstance(client, (str, os.PathLike)):
+        # Shorthands: "memory", or a project directory.
+        if client == "memory":
+            client, memory = None, True
+        else:
+            client, base = None, client
     if client is not None:
         if store is not None or coordinator is not None or memory:
             raise TypeError("pass either a client or store/coordinator/memory, not both")
@@ -86,7 +92,7 @@ def _build(
 
 
 def configure(
-    client: Client | None = None,
+    client: Client | str | os.PathLike[str] | None = None,
     *,
     store: Store | None = None,
     coordinator: Coordinator | None = None,
@@ -95,9 +101,10 @@ def configure(
 ) -> Client | None:
     """Change the default context used when ``base`` is None, for the whole process.
 
-    ``configure(memory=True)`` keeps fleets and agents in memory (notebooks, tests);
-    ``configure(store=…, coordinator=…)`` picks backends; ``configure()`` with no
-    arguments goes back to the current directory's files. Returns the client now
+    ``configure(memory=True)`` (or ``configure("memory")``) keeps fleets and agents
+    in memory (notebooks, tests); ``configure(store=…, coordinator=…)`` picks
+    backends; ``configure(path)`` fixes the project directory; ``configure()`` with
+    no arguments goes back to the current directory's files. Returns the client now
     in use (None when back to the per-call default).
 
     Raises:
@@ -113,7 +120,7 @@ def configure(
 
 @contextlib.contextmanager
 def using(
-    client: Client | None = None,
+    client: Client | str | os.PathLike[str] | None = None,
     *,
     store: Store | None = None,
     coordinator: Coordinator | None = None,

@@ -646,3 +646,16 @@ def test_lifecycle_hooks_are_handed_to_the_coordinator_as_data(base: Path) -> No
         assert ("on_create", "echo hello") in events(f.member_ids[0])
         assert ("on_destroy", "echo bye") in events(f.member_ids[1])
         assert ("on_destroy", "echo bye") not in events(f.member_ids[0])
+
+
+def test_using_and_configure_accept_shorthands(base: Path, in_base: Path) -> None:
+    with fleet.using("memory"):
+        fleet.create("scratch")
+        assert fleet.list() == ["scratch"]
+    other = base / "sub"
+    other.mkdir()
+    fleet.configure(other)
+    fleet.create("there")
+    fleet.configure()
+    assert fleet.list() == []
+    assert fleet.list(other) == ["there"]
