@@ -605,7 +605,7 @@ class Client:
             if progress is not None:
                 progress(done[0], len(claimed))
 
-        finished, unfinished = execute(
+        finished, unfinished = self._execute(
             claimed, handler, concurrency=concurrency, timeout=timeout, on_outcome=record
         )
         if unfinished:
@@ -628,6 +628,30 @@ class Client:
             finished_at=time.time(),
             executed=True,
         )
+
+    def _execute(
+        self,
+        claimed: Sequence[ClaimedTask],
+        handler: Handler,
+        *,
+        concurrency: int,
+        timeout: float | None,
+        on_outcome: Callable[[MemberOutcome], None],
+        stop: threading.Event | None = None,
+    ) -> tuple[builtins.list[MemberOutcome], builtins.list[str]]:
+        # A coordinator that can run handlers where its agents live (Ray) does;
+        # otherwise they run here.
+        remote = getattr(self.coordinator, "execute", None)
+        runner = remote if callable(remote) else execute
+        result: tuple[builtins.list[MemberOutcome], builtins.list[str]] = runner(
+            claimed,
+            handler,
+            concurrency=concurrency,
+            timeout=timeout,
+            on_outcome=on_outcome,
+            stop=stop,
+        )
+        return result
 
     def health(self, name: str) -> FleetHealth:
         """Health of a fleet: the reference's summary plus live member states.
@@ -954,7 +978,7 @@ class Client:
                     break
                 stop_event.wait(poll_interval)
                 continue
-            finished, unfinished = execute(
+            finished, unfinished = self._execute(
                 claimed,
                 call,
                 concurrency=concurrency,

@@ -275,6 +275,49 @@ def test_a_fleet_runs_on_ray_end_to_end(base: Path, namespace: str) -> None:
     client.close()
 
 
+def test_handlers_run_in_ray_workers_not_the_driver(base: Path, namespace: str) -> None:
+    client = Client(MemoryStore(), RayCoordinator(namespace=namespace), base=base)
+    members = client.create_from_mold("w", "worker", 8).member_ids
+    client.deploy("w", "where am I")
+    bad = members[3]
+
+    def handler(agent: Agent, task: Task) -> int:
+        import os
+
+        if agent.agent_id == bad:
+            raise RuntimeError("this member fails")
+        return os.getpid()
+
+    [report] = client.run("w", handler=handler)
+    assert [o.agent_id for o in report.outcomes] == members
+    assert report.errors == [f"{bad}: RuntimeError: this member fails"]
+    pids = {o.result for o in report.outcomes if o.ok}
+    assert len(report.outcomes) == 8 and report.members_dispatched == 7
+    assert os.getpid() not in pids  # executed on the cluster
+    health = client.health("w")
+    assert sum(m.completed_tasks for m in health.members) == 7
+    assert sum(m.failed_tasks for m in health.members) == 1
+    client.close()
+
+
+def test_a_handler_by_name_and_a_timeout_on_the_cluster(base: Path, namespace: str) -> None:
+    client = Client(MemoryStore(), RayCoordinator(namespace=namespace), base=base)
+    client.create_from_mold("w", "worker", 3)
+    client.deploy("w", "echo")
+    [report] = client.run("w", handler="dalfleet.handlers:echo")
+    assert sorted(o.result["agent"] for o in report.outcomes) == ["w_0", "w_1", "w_2"]
+
+    async def slow(agent: Agent, task: Task) -> None:
+        import asyncio
+
+        await asyncio.sleep(30)
+
+    [report] = client.run("w", handler=slow, timeout=0.2)
+    assert {o.status for o in report.outcomes} == {"timeout"}
+    assert len(report.errors) == 3
+    client.close()
+
+
 def test_the_plain_functions_use_a_configured_ray_coordinator(base: Path, namespace: str) -> None:
     coordinator = RayCoordinator(namespace=namespace)
     with fleet.using(store=MemoryStore(), coordinator=coordinator, base=base):

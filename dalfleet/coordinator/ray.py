@@ -39,7 +39,7 @@ from dalfleet.coordinator.memory import (
     unique_ids,
 )
 from dalfleet.errors import CoordinatorError, FleetError, InvalidArgumentError
-from dalfleet.models import Agent, AgentSpec, AgentState, Task
+from dalfleet.models import Agent, AgentSpec, AgentState, MemberOutcome, Task
 
 __all__ = ["HOST_NAME", "WHERE", "RayCoordinator", "host_of"]
 
@@ -159,6 +159,39 @@ def _import_ray() -> Any:
     except ImportError as exc:
         raise CoordinatorError(_MISSING_RAY) from exc
     return ray
+
+
+def _run_batch(
+    handler: Any, items: list[ClaimedTask], concurrency: int, timeout: float | None
+) -> list[MemberOutcome]:
+    """Runs in a Ray worker: execute one batch of claimed tasks with the handler."""
+    from dalfleet.execute import execute, load_handler
+
+    try:
+        call = load_handler(handler)
+    except FleetError as exc:  # e.g. the module is not importable on this node
+        return [
+            MemberOutcome(
+                agent_id=item.agent.agent_id,
+                ok=False,
+                status="error",
+                task_id=item.task.task_id,
+                error=str(exc),
+            )
+            for item in items
+        ]
+    outcomes, _unfinished = execute(items, call, concurrency=concurrency, timeout=timeout)
+    return outcomes
+
+
+_batch_function: Any = None  # ray.remote(_run_batch), made once per process
+
+
+def _remote_batch_function(ray: Any) -> Any:
+    global _batch_function
+    if _batch_function is None:
+        _batch_function = ray.remote(_run_batch)
+    return _batch_function
 
 
 _host_class: Any = None  # ray.remote(_Host), made once per process
@@ -555,6 +588,60 @@ class RayCoordinator:
             [h.agent_ids.remote(state) for h in handles]
         )
         return [agent_id for _, agent_id in sorted(pair for part in parts for pair in part)]
+
+    def execute(
+        self,
+        claimed: Sequence[ClaimedTask],
+        handler: Any,
+        *,
+        concurrency: int,
+        timeout: float | None = None,
+        on_outcome: Callable[[MemberOutcome], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> tuple[list[MemberOutcome], list[str]]:
+        """Run the handler on the cluster: the claimed tasks are split into one batch
+        per CPU of the cluster (at most one per task), each batch runs as a Ray task
+        on whichever node has room, with ``concurrency`` shared out between batches.
+
+        ``handler`` is a callable (shipped with Ray's pickling) or a
+        ``"module:function"`` string imported on the node; a node that cannot
+        load it reports an error outcome for each task of its batch. Returns the
+        outcomes of finished tasks and the IDs of tasks not finished because
+        ``stop`` was set (their batches are cancelled). ``on_outcome`` is called as
+        batches finish.
+
+        Raises:
+            CoordinatorError: Ray failed (a worker died, the cluster is gone).
+        """
+        if not claimed:
+            return [], []
+        self._connect()
+        ray = self._ray
+        cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
+        batches = max(1, min(len(claimed), cpus))
+        per_batch = max(1, -(-concurrency // batches))  # the bound is shared, not multiplied
+        chunks = [list(claimed[i::batches]) for i in range(batches)]
+        remote = _remote_batch_function(ray)
+        refs = {remote.remote(handler, chunk, per_batch, timeout): chunk for chunk in chunks}
+        outcomes: list[MemberOutcome] = []
+        pending = list(refs)
+        while pending:
+            if stop is not None and stop.is_set():
+                for ref in pending:
+                    with contextlib.suppress(Exception):
+                        ray.cancel(ref)
+                break
+            done, pending = ray.wait(pending, num_returns=1, timeout=0.05)
+            for ref in done:
+                for outcome in self._wait([ref])[0]:
+                    outcomes.append(outcome)
+                    if on_outcome is not None:
+                        on_outcome(outcome)
+        finished = {o.task_id for o in outcomes}
+        order = {item.task.task_id: i for i, item in enumerate(claimed)}
+        outcomes.sort(key=lambda o: order.get(o.task_id or "", len(order)))
+        unfinished = [item.task.task_id for item in claimed if item.task.task_id not in finished]
+        return outcomes, unfinished
 
     def shutdown_hosts(self) -> None:
         """Kill the host actors of this namespace: **every agent and task in it is lost**.
