@@ -427,3 +427,33 @@ def test_agents_outlive_the_driver_that_spawned_them(
     seen = _drive(address, env, "list")
     assert seen["ids"] == spawned
     assert seen["pending"] == ["5"]
+
+    # The command line on the same cluster: agents in Ray, the fleet file in the project.
+    project = Path(tempfile.mkdtemp(prefix="dfcli"))
+    try:
+        shutil.copy(REPO / "dalfleet" / "samples" / "worker.mold.dal", project)
+
+        def cli(*args: str) -> list[str]:
+            done = subprocess.run(
+                [sys.executable, "-m", "dalfleet", "--ray", address, *args],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=project,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stderr[-3000:]
+            assert done.stderr == ""  # Ray's own log lines stay out of the output
+            return done.stdout.splitlines()
+
+        assert cli("create", "w", "--from-mold", "worker", "--count", "2") == [
+            "Fleet 'w' created with 2 agents from mold worker"
+        ]
+        cli("deploy", "w", "hello")
+        assert cli("run", "w") == ["Fleet 'w': dispatched to 2 member(s)"]
+        assert "  Alive: 2/2  Pending tasks: 2  Completed tasks: 0  Failed tasks: 0" in cli(
+            "health", "w"
+        )
+        assert not (project / ".dal" / "agent_runtime.db").exists()
+    finally:
+        shutil.rmtree(project, ignore_errors=True)
