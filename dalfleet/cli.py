@@ -152,7 +152,7 @@ def _sub(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``dalfleet`` argument parser, with every subcommand."""
+    """The ``dalfleet`` argument parser, with every subcommand. Never raises."""
     common = _common()
     parser = _Parser(
         prog=PROG,
@@ -1050,6 +1050,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns the exit status: 0 on success, 1 on an error (one line on stderr),
     2 on a usage error, 130 when interrupted.
+
+    Never raises: errors, usage errors, ``--help``/``--version``, a broken pipe and
+    Ctrl-C are all reported and turned into the exit status.
     """
     parser = build_parser()
     try:

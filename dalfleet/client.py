@@ -82,7 +82,7 @@ class WorkStats:
 
 
 def fleet_not_found(name: str) -> FleetNotFoundError:
-    """The one ``fleet 'NAME' not found`` error."""
+    """The one ``fleet 'NAME' not found`` error (returned, not raised). Never raises."""
     return FleetNotFoundError(f"fleet {show_value(name)} not found")
 
 
@@ -135,7 +135,13 @@ class Client:
         cls, base: str | os.PathLike[str] | None = None, *, trust_level: str = "sandboxed"
     ) -> Client:
         """The default pair for a project directory: the JSON fleet file and the local
-        SQLite coordinator under ``<base>/.dal/`` (``base=None``: the current directory)."""
+        SQLite coordinator under ``<base>/.dal/`` (``base=None``: the current directory).
+
+        Nothing is opened yet: the store and coordinator touch the disk on first use.
+
+        Raises:
+            FileNotFoundError: ``base`` is None and the current directory no longer exists.
+        """
         root = Path(base) if base is not None else Path.cwd()
         return cls(JsonFileStore(root), LocalCoordinator(root, trust_level=trust_level), base=root)
 
@@ -143,7 +149,7 @@ class Client:
     def in_memory(
         cls, base: str | os.PathLike[str] | None = None, *, trust_level: str = "sandboxed"
     ) -> Client:
-        """A client that keeps fleets and agents in memory (tests, notebooks)."""
+        """A client that keeps fleets and agents in memory (tests, notebooks). Never raises."""
         return cls(MemoryStore(), MemoryCoordinator(trust_level=trust_level), base=base)
 
     @property
@@ -152,7 +158,12 @@ class Client:
         return self._base if self._base is not None else Path.cwd()
 
     def close(self) -> None:
-        """Release the coordinator's resources. The client can still be used after."""
+        """Release the coordinator's resources. The client can still be used after.
+
+        Raises:
+            Exception: whatever the coordinator's ``close`` raises; the built-in
+                coordinators raise nothing.
+        """
         self.coordinator.close()
 
     def __enter__(self) -> Client:
@@ -1004,8 +1015,3 @@ class Client:
 
 def _raise(exc: BaseException) -> Any:
     raise exc
-
-
-def describe_params(params: Mapping[str, str] | None) -> str:
-    """``k=v, k=v`` for messages and listings."""
-    return ", ".join(f"{k}={v}" for k, v in (params or {}).items())

@@ -104,7 +104,10 @@ def structure_fleet(entry: Any, key: str) -> Fleet:
 
 
 def unstructure_fleet(fleet: Fleet) -> dict[str, Any]:
-    """The fleet-file entry for ``fleet``, keys in the reference's order, ours after."""
+    """The fleet-file entry for ``fleet``, keys in the reference's order, ours after.
+
+    Never raises.
+    """
     out: dict[str, Any] = {
         "name": fleet.name,
         "mold_source": fleet.mold_source,

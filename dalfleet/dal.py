@@ -25,7 +25,10 @@ Value = Any
 
 
 def fleet_map(fleet: Fleet) -> dict[str, Value]:
-    """A fleet as a DAL map: ``name, member_ids`` and the optional keys when set."""
+    """A fleet as a DAL map: ``name, member_ids`` and the optional keys when set.
+
+    Never raises.
+    """
     out: dict[str, Value] = {"name": fleet.name, "member_ids": list(fleet.member_ids)}
     for key in ("mold_source", "last_deployed_task", "last_deployed_at"):
         value = getattr(fleet, key)
@@ -37,7 +40,10 @@ def fleet_map(fleet: Fleet) -> dict[str, Value]:
 
 
 def health_map(health: FleetHealth) -> dict[str, Value]:
-    """A health record as a DAL map (plain values; member states as strings)."""
+    """A health record as a DAL map (plain values; member states as strings).
+
+    Never raises.
+    """
     out: dict[str, Value] = {
         "name": health.name,
         "member_count": health.member_count,

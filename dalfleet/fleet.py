@@ -146,7 +146,12 @@ def using(
 
 
 def current_client() -> Client:
-    """The client that ``base=None`` means right now (a new one per call by default)."""
+    """The client that ``base=None`` means right now (a new one per call by default).
+
+    Raises:
+        FileNotFoundError: no client is configured or scoped and the current
+            directory no longer exists.
+    """
     return _scoped.get() or _configured or Client.for_base(Path.cwd())
 
 

@@ -28,7 +28,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def show_value(value: object, limit: int = 70) -> str:
-    """``'value'`` for messages: one line, quoted, shortened when long."""
+    """``'value'`` for messages: one line, quoted, shortened when long.
+
+    Never raises for strings; for other values, only what their ``repr`` raises.
+    """
     if not isinstance(value, str):
         return repr(value)
     text = value if len(value) <= limit else value[: limit - 1] + "…"

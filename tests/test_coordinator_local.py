@@ -393,3 +393,15 @@ def test_thousand_agents_spawn_dispatch_and_status_quickly(tmp_path: Path) -> No
     assert dispatched - spawned < 1.0
     assert done - dispatched < 0.1
     coord.close()
+
+
+def test_a_spec_changed_by_hand_is_a_coordinator_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    coord = LocalCoordinator(tmp_path)
+    (agent_id,) = coord.spawn([AgentSpec("w_0")])
+    coord.close()
+    with sqlite3.connect(tmp_path / ".dal" / "agent_runtime.db") as conn:
+        conn.execute("UPDATE agents SET spec_json = '{not json'")
+    with pytest.raises(CoordinatorError, match="stored spec of agent"):
+        LocalCoordinator(tmp_path).agents([agent_id])

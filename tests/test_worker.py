@@ -198,3 +198,22 @@ def test_a_worker_serves_members_registered_from_elsewhere(base: Path) -> None:
     assert [(o.agent_id, o.result) for o in stats.outcomes] == [
         ("agent_ext", {"agent": "agent_ext", "agent_id": "agent_ext", "task": "hello"})
     ]
+
+
+@pytest.mark.parametrize("pid", ["²", "99999999999999999999", "", "x"])
+def test_malformed_claim_owners_are_never_orphaned(pid: str) -> None:
+    import socket
+
+    from dalfleet.coordinator import is_orphaned
+
+    assert is_orphaned(f"{socket.gethostname()}:{pid}:abc") is False
+
+
+def test_a_result_that_cannot_be_stored_as_json_is_kept_as_text(base: Path) -> None:
+    queued(base, 1)
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    stats = fleet.work("w", lambda agent, task: deep, base, once=True)
+    assert stats.succeeded == 1
+    assert fleet.health("w", base).members[0].completed_tasks == 1

@@ -305,7 +305,7 @@ class LocalCoordinator:
 
         Raises:
             InvalidArgumentError: ``agent_ids`` is a single string.
-            CoordinatorError: the database cannot be opened or read.
+            CoordinatorError: the database cannot be opened or read, or a stored spec is unreadable.
         """
         ids = unique_ids(agent_ids)
         states: dict[str, str] = {}
@@ -351,7 +351,7 @@ class LocalCoordinator:
 
         Raises:
             InvalidArgumentError: ``agent_ids`` is a single string.
-            CoordinatorError: the database cannot be opened or read.
+            CoordinatorError: the database cannot be opened or read, or a stored spec is unreadable.
         """
         ids = unique_ids(agent_ids)
         if not ids:
@@ -364,7 +364,7 @@ class LocalCoordinator:
                 (json.dumps(ids),),
             ).fetchall()
         found = {
-            agent_id: Agent(agent_id, decode_spec(spec), AgentState(state))
+            agent_id: Agent(agent_id, self._decode(agent_id, spec), AgentState(state))
             for agent_id, spec, state in rows
         }
         return {agent_id: found[agent_id] for agent_id in ids if agent_id in found}
@@ -405,7 +405,7 @@ class LocalCoordinator:
         claimed: list[ClaimedTask] = []
         for _, task_id, agent_id, description, priority, coordination, fleet, spec, state in rows:
             if agent_id not in specs:
-                specs[agent_id] = decode_spec(spec)
+                specs[agent_id] = self._decode(agent_id, spec)
             claimed.append(
                 ClaimedTask(
                     Agent(agent_id, specs[agent_id], AgentState(state)),
@@ -475,7 +475,7 @@ class LocalCoordinator:
         return {task_id: owner or "" for task_id, owner in rows}
 
     def close(self) -> None:
-        """Close the connection; the next call reopens it."""
+        """Close the connection; the next call reopens it. Never raises."""
         with self._guard():
             if self._conn is not None:
                 conn, self._conn = self._conn, None
@@ -487,7 +487,7 @@ class LocalCoordinator:
         """The stored task as a dict (state, result, error, agent_id, times), or None.
 
         Raises:
-            CoordinatorError: the database cannot be opened or read.
+            CoordinatorError: the database cannot be opened or read, or a stored spec is unreadable.
         """
         with self._transaction(write=False) as conn:
             if conn is None:
@@ -515,7 +515,7 @@ class LocalCoordinator:
         """Lifecycle hooks handed over for ``agent_id``, oldest first, as (kind, hook text).
 
         Raises:
-            CoordinatorError: the database cannot be opened or read.
+            CoordinatorError: the database cannot be opened or read, or a stored spec is unreadable.
         """
         with self._transaction(write=False) as conn:
             if conn is None:
@@ -529,7 +529,7 @@ class LocalCoordinator:
         """IDs of every agent known here (optionally only those in ``state``), oldest first.
 
         Raises:
-            CoordinatorError: the database cannot be opened or read.
+            CoordinatorError: the database cannot be opened or read, or a stored spec is unreadable.
         """
         with self._transaction(write=False) as conn:
             if conn is None:
@@ -681,6 +681,15 @@ class LocalCoordinator:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+
+    def _decode(self, agent_id: str, text: str) -> AgentSpec:
+        try:
+            return decode_spec(text)
+        except Exception as exc:  # JSON or cattrs errors: the row was changed by hand
+            raise CoordinatorError(
+                f"local runtime database {self.path}: the stored spec of agent "
+                f"'{agent_id}' is unreadable ({type(exc).__name__})"
+            ) from exc
 
     def _error(self, exc: BaseException) -> CoordinatorError:
         return CoordinatorError(f"local runtime database {self.path}: {exc}")

@@ -48,7 +48,10 @@ _converter = cattrs.Converter()
 
 def external_spec(agent_id: str, trust_level: str) -> AgentSpec:
     """The stand-in spec of an agent the coordinator did not spawn (registered with
-    ``add_member``): it gets an inbox, and its state stays ``unknown``."""
+    ``add_member``): it gets an inbox, and its state stays ``unknown``.
+
+    Never raises.
+    """
     return AgentSpec(name=agent_id, trust_level=trust_level, metadata={"external": "true"})
 
 
@@ -66,22 +69,39 @@ def encode_spec(spec: AgentSpec) -> tuple[str, AgentSpec]:
 
 
 def decode_spec(text: str) -> AgentSpec:
-    """The spec stored as ``text`` by :func:`encode_spec`."""
+    """The spec stored as ``text`` by :func:`encode_spec`.
+
+    Raises:
+        json.JSONDecodeError: ``text`` is not JSON.
+        cattrs.BaseValidationError: ``text`` is JSON but not a stored spec.
+    """
     return _converter.structure(json.loads(text), AgentSpec)
 
 
 def encode_result(result: Any) -> str | None:
-    """The stored (JSON) form of a task result; ``repr`` text when JSON cannot hold it."""
+    """The stored (JSON) form of a task result; ``repr`` text when JSON cannot hold it,
+    and a placeholder naming the type when even ``repr`` fails.
+
+    Never raises: a handler's odd result must not make recording the outcome fail.
+    """
     if result is None:
         return None
     try:
         return json.dumps(result)
-    except (TypeError, ValueError):  # not serializable, or circular
+    except (TypeError, ValueError, RecursionError):  # not serializable, circular, too deep
+        pass
+    try:
         return json.dumps(repr(result))
+    except Exception:  # a broken __repr__, or one nested too deeply
+        return json.dumps(f"<unrepresentable {type(result).__name__}>")
 
 
 def decode_result(text: str | None) -> Any:
-    """The result stored as ``text`` by :func:`encode_result`."""
+    """The result stored as ``text`` by :func:`encode_result`.
+
+    Raises:
+        json.JSONDecodeError: ``text`` is not JSON.
+    """
     return None if text is None else json.loads(text)
 
 
@@ -108,7 +128,11 @@ def task_record(
     started_at: float | None,
     finished_at: float | None,
 ) -> dict[str, Any]:
-    """The plain-dict view of a stored task that both coordinators return."""
+    """The plain-dict view of a stored task that both coordinators return.
+
+    Raises:
+        json.JSONDecodeError: ``result_json`` is not JSON.
+    """
     return {
         "task_id": task.task_id,
         "agent_id": agent_id,
@@ -399,12 +423,15 @@ class MemoryCoordinator:
             }
 
     def close(self) -> None:
-        """Nothing to release; present for the protocol."""
+        """Nothing to release; present for the protocol. Never raises."""
 
     # -- extras -----------------------------------------------------------------
 
     def task_record(self, task_id: str) -> dict[str, Any] | None:
-        """The stored task as a dict (state, result, error, agent_id, times), or None."""
+        """The stored task as a dict (state, result, error, agent_id, times), or None.
+
+        Never raises.
+        """
         with self._lock:
             task = self._tasks.get(task_id)
             if task is None:
@@ -422,13 +449,19 @@ class MemoryCoordinator:
             )
 
     def events(self, agent_id: str) -> list[tuple[str, str]]:
-        """Lifecycle hooks handed over for ``agent_id``, oldest first, as (kind, hook text)."""
+        """Lifecycle hooks handed over for ``agent_id``, oldest first, as (kind, hook text).
+
+        Never raises.
+        """
         with self._lock:
             row = self._agents.get(agent_id)
             return [] if row is None else list(row.events)
 
     def agent_ids(self, state: AgentState | None = None) -> list[str]:
-        """IDs of every agent known here (optionally only those in ``state``), oldest first."""
+        """IDs of every agent known here (optionally only those in ``state``), oldest first.
+
+        Never raises.
+        """
         with self._lock:
             return [
                 agent_id

@@ -55,7 +55,12 @@ SpawnKey = tuple[int, int]
 
 
 def host_of(some_id: str, hosts: int) -> int:
-    """The host (``0 … hosts-1``) where the agent or task ``some_id`` lives."""
+    """The host (``0 … hosts-1``) where the agent or task ``some_id`` lives.
+
+    Raises:
+        ZeroDivisionError: ``hosts`` is 0.
+        UnicodeEncodeError: ``some_id`` is not valid UTF-8 text (lone surrogates).
+    """
     return zlib.crc32(some_id.encode()) % hosts
 
 
@@ -549,7 +554,7 @@ class RayCoordinator:
 
         Leaves the cluster alone: the host actors and their agents live on, and a
         cluster that ``ray.init`` started in this process stops only with
-        ``ray.shutdown()`` or the process (see :meth:`shutdown_hosts`).
+        ``ray.shutdown()`` or the process (see :meth:`shutdown_hosts`). Never raises.
         """
         with self._lock:
             self._handles = None

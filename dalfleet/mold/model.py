@@ -70,7 +70,7 @@ def normalize_agent_type(value: str) -> str | None:
     """Return the canonical spelling of an agent type, or None if it is not one.
 
     Built-in types match case-insensitively; ``custom:<name>`` keeps ``<name>`` as
-    written (trimmed) and needs it to be non-empty.
+    written (trimmed) and needs it to be non-empty. Never raises.
     """
     text = value.strip()
     lowered = text.lower()

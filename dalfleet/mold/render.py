@@ -77,7 +77,7 @@ def substitute(text: str, params: Mapping[str, str]) -> str:
     """Replace each ``{{key}}`` (or ``{{ key }}``) in ``text`` with ``params[key]``.
 
     Unknown placeholders are left as they are; replaced values are not scanned
-    again, so a value containing ``{{...}}`` is inserted literally.
+    again, so a value containing ``{{...}}`` is inserted literally. Never raises.
     """
     if not params or "{{" not in text:
         return text

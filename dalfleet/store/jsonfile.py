@@ -45,7 +45,7 @@ def _remember(key: str, raw: bytes, fleets: dict[str, Fleet]) -> None:
 
 
 def fleet_file_path(base: str | os.PathLike[str]) -> Path:
-    """``<base>/.dal/fleets.json``."""
+    """``<base>/.dal/fleets.json`` (nothing is touched on disk). Never raises."""
     return Path(base) / ".dal" / "fleets.json"
 
 

@@ -30,7 +30,10 @@ class MemoryStore:
 
     @contextmanager
     def transaction(self) -> Iterator[dict[str, Fleet]]:
-        """Exclusive read-modify-write; changes land only if the block succeeds."""
+        """Exclusive read-modify-write; changes land only if the block succeeds.
+
+        Raises nothing itself; an exception from the block propagates unchanged.
+        """
         with self._lock:
             working = dict(self._fleets)
             yield working
