@@ -584,24 +584,13 @@ def test_worker_once_drains_tasks_queued_by_another_process(
     assert json.loads(again.stdout)["executed"] == 0
 
 
-def test_worker_stops_cleanly_on_sigterm(project: Path, handler_dir: Path) -> None:
-    ok(dalfleet("create", "w", "--from-mold", "worker", "--count", "2", cwd=project))
-    ok(dalfleet("deploy", "w", "Process logs", cwd=project))
-    ok(dalfleet("run", "w", cwd=project))
+def start_worker(project: Path, handler_dir: Path, handler: str) -> subprocess.Popen[str]:
+    """Start ``dalfleet worker w --handler HANDLER``; return once the handler has begun
+    (so the worker's signal handlers are installed)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(handler_dir)])
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dalfleet",
-            "worker",
-            "w",
-            "--handler",
-            "cli_handlers:mark",
-            "--poll",
-            "0.05",
-        ],
+        [sys.executable, "-m", "dalfleet", "worker", "w", "--handler", handler, "--poll", "0.05"],
         cwd=project,
         env=env,
         stdout=subprocess.PIPE,
@@ -610,10 +599,17 @@ def test_worker_stops_cleanly_on_sigterm(project: Path, handler_dir: Path) -> No
     )
     started = handler_dir / "handler-started"
     deadline = time.monotonic() + 30
-    # The handler runs only after the worker installed its signal handlers.
     while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert started.exists(), proc.stderr.read() if proc.stderr else ""
+    return proc
+
+
+def test_worker_stops_cleanly_on_sigterm(project: Path, handler_dir: Path) -> None:
+    ok(dalfleet("create", "w", "--from-mold", "worker", "--count", "2", cwd=project))
+    ok(dalfleet("deploy", "w", "Process logs", cwd=project))
+    ok(dalfleet("run", "w", cwd=project))
+    proc = start_worker(project, handler_dir, "cli_handlers:mark")
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
@@ -793,21 +789,7 @@ def test_a_stopped_worker_puts_its_unfinished_task_back(
     ok(dalfleet("create", "w", "--from-mold", "worker", cwd=project))
     ok(dalfleet("deploy", "w", "Process logs", cwd=project))
     ok(dalfleet("run", "w", cwd=project))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(handler_dir)])
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dalfleet", "worker", "w", "--handler", "cli_handlers:block"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    started = handler_dir / "handler-started"
-    deadline = time.monotonic() + 30
-    while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert started.exists(), proc.stderr.read() if proc.stderr else ""
+    proc = start_worker(project, handler_dir, "cli_handlers:block")
     proc.send_signal(signum)
     # Far sooner than the handler's 120 s: the stuck thread does not hold the process.
     out, err = proc.communicate(timeout=30)
