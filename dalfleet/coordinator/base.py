@@ -132,9 +132,11 @@ class Coordinator(Protocol):
     ) -> Mapping[str, Task | str]:
         """Give ``task`` to every agent; one task record (own ``task_id``) each.
 
-        Returns, per agent ID, the stored :class:`Task` or an error string
-        (unknown or terminated agent). With ``claimed_by`` the tasks are created
-        already running, owned by that worker (used when executing right away).
+        Returns, per agent ID, the stored :class:`Task` or an error string (a
+        terminated agent). An agent the coordinator did not spawn (registered with
+        ``add_member``) gets an inbox and state ``unknown``, as in the reference.
+        With ``claimed_by`` the tasks are created already running, owned by that
+        worker (used when executing right away).
 
         Raises:
             InvalidArgumentError: ``agent_ids`` is a single string, not a list of IDs.
