@@ -449,8 +449,8 @@ class RayCoordinator:
         """Give ``task`` to every agent, as one task record (own ``task_id``) each.
 
         Returns, per agent ID in input order (duplicates once), the stored
-        :class:`Task` or an error string (``agent 'ID' not found in the Ray
-        cluster`` / ``agent 'ID' is terminated``). With ``claimed_by`` the tasks
+        :class:`Task` or an error string (``agent 'ID' is terminated``); an agent
+        the cluster did not spawn gets an inbox on its host. With ``claimed_by`` the tasks
         start out running, owned by that worker. Hosts stamp their own enqueue
         times, so tasks of one dispatch on different hosts are claimed in no set order.
 
