@@ -21,10 +21,10 @@ def test_mypy_strict_is_clean() -> None:
 
 
 def test_ruff_is_clean() -> None:
-    result = run("ruff", "check", "dalfleet", "tests", "benchmarks")
+    result = run("ruff", "check", "dalfleet", "tests", "benchmarks", "examples")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_ruff_format_is_clean() -> None:
-    result = run("ruff", "format", "--check", "dalfleet", "tests", "benchmarks")
+    result = run("ruff", "format", "--check", "dalfleet", "tests", "benchmarks", "examples")
     assert result.returncode == 0, result.stdout + result.stderr
