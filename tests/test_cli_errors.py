@@ -19,17 +19,10 @@ import pytest
 
 from dalfleet.cli import main
 from tests.conftest import snapshot
+from tests.test_cli import WORKER_MOLD
 
 REPO = Path(__file__).resolve().parents[1]
 
-WORKER_MOLD = """\
-mold "worker" "1.0"
-agent
-  type Worker
-  role "Process {{env}} jobs"
-  capabilities "read" "write"
-  memory_limit "256MB"
-"""
 
 BROKEN_MOLD = """\
 mold "broken" "1.0"

@@ -8,10 +8,7 @@ stdin, so all of them begin writing at the same moment and really overlap.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import textwrap
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,22 +19,10 @@ from dalfleet.convert import HISTORY_KEY
 from dalfleet.coordinator import LocalCoordinator
 from dalfleet.models import AgentSpec, AgentState
 from dalfleet.store import JsonFileStore
+from tests.test_coordinator_local import python as start
 
 REPO = Path(__file__).resolve().parents[1]
 WRITERS = 6
-
-
-def start(code: str, *args: str) -> subprocess.Popen[str]:
-    """Start ``code`` in a fresh interpreter that imports this checkout."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def run_together(procs: list[subprocess.Popen[str]]) -> tuple[list[Any], float]:
