@@ -189,24 +189,14 @@ def _run_batch(
     return outcomes
 
 
-_batch_function: Any = None  # ray.remote(_run_batch), made once per process
+_remotes: dict[Any, Any] = {}  # target -> ray.remote(target), made once per process
 
 
-def _remote_batch_function(ray: Any) -> Any:
-    global _batch_function
-    if _batch_function is None:
-        _batch_function = ray.remote(_run_batch)
-    return _batch_function
-
-
-_host_class: Any = None  # ray.remote(_Host), made once per process
-
-
-def _remote_host_class(ray: Any) -> Any:
-    global _host_class
-    if _host_class is None:
-        _host_class = ray.remote(_Host)
-    return _host_class
+def _remote(ray: Any, target: Any) -> Any:
+    """``ray.remote(target)``, made once per process (Ray registers each one it makes)."""
+    if target not in _remotes:
+        _remotes[target] = ray.remote(target)
+    return _remotes[target]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -285,7 +275,7 @@ class RayCoordinator:
     def _host(self, index: int) -> Any:
         """Host ``index``: the existing actor of that name, or a new one."""
         return (
-            _remote_host_class(self._ray)
+            _remote(self._ray, _Host)
             .options(
                 name=HOST_NAME.format(index=index),
                 namespace=self.namespace,
@@ -626,7 +616,7 @@ class RayCoordinator:
         batches = max(1, min(len(claimed), cpus))
         per_batch = max(1, -(-concurrency // batches))  # the bound is shared, not multiplied
         chunks = [list(claimed[i::batches]) for i in range(batches)]
-        remote = _remote_batch_function(ray)
+        remote = _remote(ray, _run_batch)
         refs = {remote.remote(handler, chunk, per_batch, timeout): chunk for chunk in chunks}
         outcomes: list[MemberOutcome] = []
         pending = list(refs)
