@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import pkgutil
 import re
 import subprocess
 import sys
@@ -46,6 +47,28 @@ def test_every_nav_page_is_built(site: Path) -> None:
                  "reliability", "performance", "migration", "api"):  # fmt: skip
         assert (site / page / "index.html").is_file(), page
     assert "first fleet" in (site / "index.html").read_text(encoding="utf-8")
+
+
+# Documented on their own pages rather than in the API reference.
+NOT_IN_API = {"dalfleet.cli": "cli.md"}
+
+
+def test_every_public_module_is_in_the_api_reference() -> None:
+    """A module is documented when it, or the package that re-exports it, has a ``:::``."""
+    listed = set(re.findall(r"^::: ([\w.]+)", (ROOT / "docs" / "api.md").read_text(), re.M))
+    modules = [
+        m.name
+        for m in pkgutil.walk_packages(dalfleet.__path__, "dalfleet.")
+        if not any(part.startswith("_") for part in m.name.split("."))
+    ]
+    missing = [
+        name
+        for name in modules
+        if name not in NOT_IN_API
+        and not any(name == doc or name.startswith(doc + ".") for doc in listed - {"dalfleet"})
+        and not any(name.startswith(cli + ".") for cli in NOT_IN_API)
+    ]
+    assert not missing, f"add `::: NAME` to docs/api.md for {missing}"
 
 
 def public_names() -> list[str]:
