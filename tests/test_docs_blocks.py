@@ -37,8 +37,6 @@ DATA = frozenset(
 )
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 
-pytestmark = pytest.mark.slow
-
 
 @dataclass(frozen=True)
 class Block:
@@ -115,6 +113,7 @@ def block_env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow  # one process per block
 @pytest.mark.parametrize("block", RUNNABLE, ids=lambda b: b.id)
 def test_block_runs_in_an_empty_directory(block: Block, tmp_path: Path) -> None:
     cwd = tmp_path / "project"

@@ -17,8 +17,6 @@ import dalfleet.fleet as fleet_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -42,6 +40,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # builds the site
 def test_every_nav_page_is_built(site: Path) -> None:
     for page in ("concepts", "cli", "mold-format", "fleet-file", "export", "many-hosts",
                  "reliability", "performance", "migration", "api"):  # fmt: skip
@@ -83,6 +82,7 @@ def public_names() -> list[str]:
     return names
 
 
+@pytest.mark.slow  # builds the site
 def test_the_api_reference_documents_every_public_name(site: Path) -> None:
     html = (site / "api" / "index.html").read_text(encoding="utf-8")
     anchors = set(re.findall(r'id="(dalfleet\.[\w.]+)"', html))
