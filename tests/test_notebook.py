@@ -6,7 +6,8 @@ come out as HTML tables, and every plain-text form stays within 400 characters.
 
 from __future__ import annotations
 
-import os
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from dalfleet.models import Fleet
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "examples" / "quickstart.ipynb"
+KERNEL = "dalfleet-test-python"
 MISSING = "the notebook extra is not installed: pip install '.[notebook]'"
 
 pytestmark = pytest.mark.slow
@@ -31,7 +33,7 @@ print(len(d.short_repr(workers)), len(d.short_repr(report)), len(d.short_repr(he
 """
 
 
-def execute(tmp_path: Path) -> Any:
+def execute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     nbformat = pytest.importorskip("nbformat", reason=MISSING)
     nbclient = pytest.importorskip("nbclient", reason=MISSING)
     pytest.importorskip("ipykernel", reason=MISSING)
@@ -39,18 +41,22 @@ def execute(tmp_path: Path) -> Any:
     last = nb.cells.pop()  # the notebook's last cell restores the default context
     nb.cells.append(nbformat.v4.new_code_cell(DISPLAY_CELL))
     nb.cells.append(last)
-    env_tmp = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = str(tmp_path)  # the kernel's temporary project goes here
-    try:
-        client = nbclient.NotebookClient(
-            nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-        )
-        client.execute()
-    finally:
-        if env_tmp is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = env_tmp
+    # A kernel spec of our own, first on JUPYTER_PATH: the kernel is this interpreter
+    # (with this dalfleet), whatever other "python3" kernels the machine has.
+    spec = tmp_path / "jupyter" / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    spec.joinpath("kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": KERNEL, "language": "python"}), encoding="utf-8"
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebook's temporary project goes here
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name=KERNEL, resources={"metadata": {"path": str(run_dir)}}
+    )
+    client.execute()
     return nb
 
 
@@ -60,14 +66,17 @@ def outputs_of(cell: Any) -> list[dict[str, Any]]:
     ]
 
 
-def test_the_quickstart_notebook_runs_and_shows_tables(tmp_path: Path) -> None:
-    nb = execute(tmp_path)
+def test_the_quickstart_notebook_runs_and_shows_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nb = execute(tmp_path, monkeypatch)
     code = [c for c in nb.cells if c.cell_type == "code"]
     for cell in code:
         errors = [o for o in cell.get("outputs", []) if o["output_type"] == "error"]
         assert not errors, errors
-    # Nothing was written beside the notebook run: the project was a temp directory.
-    assert not (tmp_path / ".dal").exists()
+    # Nothing was written where the notebook ran: its project was a temporary directory.
+    assert not (tmp_path / "run" / ".dal").exists()
+    assert list(tmp_path.glob("dalfleet-notebook-*/.dal/fleets.json"))
 
     appended = next(c for c in code if c.source == DISPLAY_CELL)
     html = [o["data"]["text/html"] for o in outputs_of(appended)]
