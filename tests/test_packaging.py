@@ -123,7 +123,10 @@ def test_the_sdist_carries_tests_docs_and_examples(dists: tuple[Path, Path]) -> 
 def test_the_unpacked_sdist_runs_its_own_tests(dists: tuple[Path, Path], tmp_path: Path) -> None:
     sdist, _ = dists
     with tarfile.open(sdist) as tf:
-        tf.extractall(tmp_path, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
+            tf.extractall(tmp_path, filter="data")
+        else:
+            tf.extractall(tmp_path)  # our own sdist, just built
     [tree] = tmp_path.iterdir()
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
     where = subprocess.run(
