@@ -7,6 +7,7 @@ on every member, check health, and export to Kubernetes or Docker Compose::
     fleet.create_from_mold("workers", "worker", count=2)
 """
 
+from dalfleet._version import __version__
 from dalfleet.client import Client
 from dalfleet.errors import (
     ArgumentCountError,
@@ -36,8 +37,6 @@ from dalfleet.models import (
     RunReport,
     Task,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Agent",

@@ -538,6 +538,7 @@ def test_run_with_a_handler_that_succeeds_exits_0(project: Path, handler_dir: Pa
     assert [o["result"] for o in report["outcomes"]] == ["SHOUT", "SHOUT"]
 
 
+@pytest.mark.slow  # other processes
 def test_worker_once_drains_tasks_queued_by_another_process(
     project: Path, handler_dir: Path
 ) -> None:
@@ -605,6 +606,7 @@ def start_worker(project: Path, handler_dir: Path, handler: str) -> subprocess.P
     return proc
 
 
+@pytest.mark.slow  # other processes
 def test_worker_stops_cleanly_on_sigterm(project: Path, handler_dir: Path) -> None:
     ok(dalfleet("create", "w", "--from-mold", "worker", "--count", "2", cwd=project))
     ok(dalfleet("deploy", "w", "Process logs", cwd=project))
@@ -783,6 +785,7 @@ def test_unexpected_exception_is_one_line_without_traceback(
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.slow  # other processes
 def test_a_stopped_worker_puts_its_unfinished_task_back(
     project: Path, handler_dir: Path, signum: int
 ) -> None:

@@ -121,6 +121,7 @@ CLAIMER = """
 """
 
 
+@pytest.mark.slow  # other processes
 def test_processes_claiming_one_queue_take_each_task_exactly_once(tmp_path: Path) -> None:
     with LocalCoordinator(tmp_path) as coord:
         ids = coord.spawn(specs(50))
@@ -162,6 +163,7 @@ SPAWNER = """
 """
 
 
+@pytest.mark.slow  # other processes
 def test_processes_creating_the_database_together_lose_nothing(tmp_path: Path) -> None:
     procs = [python(SPAWNER, str(tmp_path)) for _ in range(4)]
     for proc in procs:

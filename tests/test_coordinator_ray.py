@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import ray
 
 import dalfleet.fleet as fleet
 from dalfleet import Agent, Client, Task
@@ -33,6 +32,10 @@ from dalfleet.errors import CoordinatorError, InvalidArgumentError
 from dalfleet.models import AgentState
 from dalfleet.store.memory import MemoryStore
 from tests import test_coordinator as conformance
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install '.[ray]'")
+# A real local Ray cluster: seconds per test.
+pytestmark = pytest.mark.slow
 
 HOSTS = 4
 REPO = Path(__file__).resolve().parent.parent

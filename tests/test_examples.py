@@ -7,7 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+
+# Whole flows in subprocesses.
+pytestmark = pytest.mark.slow
 
 
 def env(scratch: Path) -> dict[str, str]:

@@ -19,8 +19,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import kubernetes_validate
 import pytest
 import yaml
 
@@ -38,15 +36,22 @@ from dalfleet.models import ExportFormat, Fleet
 # -- what the checks below hold every document to ---------------------------------------
 
 
-def _k8s_versions() -> tuple[str, ...]:
+VALIDATORS_MISSING = "the validators extra is not installed: pip install '.[validators]'"
+
+
+def validator(module: str) -> Any:
+    """The validator module, or skip the test (with the reason) when it is not installed."""
+    return pytest.importorskip(module, reason=VALIDATORS_MISSING)
+
+
+@cache
+def k8s_versions() -> tuple[str, ...]:
     """The oldest bundled schema version from 1.28 on (the StatefulSet pod-index label is
     on by default since 1.28) and the newest one."""
-    bundled = kubernetes_validate.utils.all_versions()
+    bundled = validator("kubernetes_validate").utils.all_versions()
     supported = [v for v in bundled if tuple(map(int, v.split(".")[:2])) >= (1, 28)]
     return tuple(dict.fromkeys([supported[0], supported[-1]]))
 
-
-K8S_VERSIONS = _k8s_versions()
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
@@ -155,8 +160,9 @@ def awkward_fleets(task: str | None = "Process daily logs") -> list[Fleet]:
 def k8s_validate(docs: list[dict[str, Any]]) -> None:
     """Strict schema validation of every document, on every version we support."""
     assert docs
+    kubernetes_validate = validator("kubernetes_validate")
     for doc in docs:
-        for version in K8S_VERSIONS:
+        for version in k8s_versions():
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
             except kubernetes_validate.ValidationError as exc:
@@ -166,17 +172,19 @@ def k8s_validate(docs: list[dict[str, Any]]) -> None:
 
 @cache
 def compose_schema() -> Any:
+    validator("check_jsonschema")
     ref = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
     return json.loads((ref / "compose-spec.json").read_text(encoding="utf-8"))
 
 
 def compose_validate_api(doc: Mapping[str, Any]) -> None:
     """The compose-spec schema that check-jsonschema bundles, via the jsonschema API (fast)."""
-    jsonschema.Draft202012Validator(compose_schema()).validate(doc)
+    validator("jsonschema").Draft202012Validator(compose_schema()).validate(doc)
 
 
 def run_validator(module: str, args: list[str]) -> subprocess.CompletedProcess[str]:
     """Run a validator's command line (``python -m MODULE``) with this interpreter."""
+    validator(module)
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         capture_output=True,
@@ -188,7 +196,7 @@ def run_validator(module: str, args: list[str]) -> subprocess.CompletedProcess[s
 
 def kubernetes_validate_cli(path: Path) -> None:
     args = ["--strict", "--quiet"]
-    for version in K8S_VERSIONS:
+    for version in k8s_versions():
         args += ["-k", version]
     result = run_validator("kubernetes_validate", [*args, str(path)])
     assert result.returncode == 0, result.stdout + result.stderr
@@ -441,6 +449,7 @@ def test_same_fleet_twice_is_an_error() -> None:
 # -- names --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # strict validation of many documents on two schema versions
 @pytest.mark.parametrize("workload", ["job", "statefulset"])
 def test_awkward_fleet_names_give_valid_unique_names(workload: str) -> None:
     docs = export_documents(awkward_fleets(), "k8s", workload=workload)
@@ -611,6 +620,7 @@ def test_hostile_task_round_trips_and_adds_no_keys(task: str) -> None:
                 assert k8s_expand(env["DAL_MOLD"], EveryVar()) == task
 
 
+@pytest.mark.slow  # runs the validators' command lines
 def test_hostile_documents_pass_both_validators(tmp_path: Path) -> None:
     fleets = [
         Fleet(
@@ -840,6 +850,7 @@ def test_statefulset_names_start_with_a_letter() -> None:
 # -- Compose ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # runs the validators' command lines
 def test_compose_has_one_service_per_member_and_no_version(tmp_path: Path) -> None:
     fleets = awkward_fleets(task='say "hi"\nkey: value # {x}')
     memory = {"My_Fleet": "256MB", "workers": "2GB"}

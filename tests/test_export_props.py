@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -64,6 +65,7 @@ def plain_twins(fleets: list[Fleet]) -> list[Fleet]:
     ]
 
 
+@pytest.mark.slow  # strict validation of every generated document
 @PROPS
 @given(fleet_specs, st.sampled_from(["job", "statefulset"]))
 def test_k8s_documents_keep_their_shape_and_validate(

@@ -14,12 +14,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import dalfleet.fleet as fleet
 from dalfleet.convert import HISTORY_KEY
 from dalfleet.coordinator import LocalCoordinator
 from dalfleet.models import AgentSpec, AgentState
 from dalfleet.store import JsonFileStore
 from tests.test_coordinator_local import python as start
+
+# Many writer processes at once.
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 WRITERS = 6

@@ -37,7 +37,11 @@ REPO = Path(__file__).resolve().parents[1]
 BIG = 20_000
 KILLS = 24
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+# Processes killed at random instants: seconds per test.
+pytestmark = [
+    pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL"),
+    pytest.mark.slow,
+]
 
 
 def crash_seed() -> int:

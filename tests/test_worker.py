@@ -108,6 +108,7 @@ def test_worker_for_an_unknown_fleet(base: Path) -> None:
         fleet.work("nope", "dalfleet.handlers:echo", base, once=True)
 
 
+@pytest.mark.slow  # other processes
 def test_a_worker_process_drains_tasks_enqueued_by_another_process(base: Path) -> None:
     fleet.create_from_mold("w", "worker", 4, base)
     fleet.deploy("w", "from afar", base)
