@@ -210,20 +210,19 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _plain(value: Any) -> Any:
-    """A rendered spec as JSON-ready data, whatever class library the models use."""
+def _plain(value: Any) -> dict[str, Any]:
+    """A rendered spec's fields as a dict (shallow: json.dumps walks the rest)."""
     import dataclasses
 
-    try:
-        import attrs
-
-        if attrs.has(type(value)):
-            return attrs.asdict(value)
-    except ImportError:  # pragma: no cover - attrs is a dependency today
-        pass
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return vars(value)
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    names = getattr(type(value), "__attrs_attrs__", None)
+    if names is not None:
+        return {a.name: getattr(value, a.name) for a in names}
+    slots = getattr(type(value), "__struct_fields__", None)  # msgspec
+    if slots is not None:
+        return {name: getattr(value, name) for name in slots}
+    return dict(vars(value))
 
 
 def row_create(cfg: Config) -> list[Outcome]:
