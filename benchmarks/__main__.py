@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import Result, Skipped, fmt
-from benchmarks.rows import ROWS, Config, Outcome
+from benchmarks.rows import GROUP_OF, ROWS, Config, Outcome
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,10 +43,14 @@ def _print(outcome: Outcome) -> None:
 
 
 def _table(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    chosen = args.only or list(ROWS)
-    unknown = [name for name in chosen if name not in ROWS]
+    asked = args.only or list(ROWS)
+    unknown = [name for name in asked if name not in GROUP_OF]
     if unknown:
-        parser.error(f"unknown row {unknown[0]!r} (rows: {', '.join(ROWS)})")
+        parser.error(f"unknown row {unknown[0]!r} (rows: {', '.join(GROUP_OF)})")
+    # A group runs all its rows; naming one printed row of a group shows only that row.
+    chosen = list(dict.fromkeys(GROUP_OF[name] for name in asked))
+    wanted = {name for name in asked if name not in ROWS}
+    shown = {g for g in chosen if g in asked}
     cfg = Config(quick=args.quick)
     print(
         f"dalfleet benchmarks ({'quick' if args.quick else 'full'}) on {platform.node()}, "
@@ -56,6 +60,8 @@ def _table(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     outcomes: list[Outcome] = []
     for name in chosen:
         for outcome in ROWS[name](cfg):
+            if name not in shown and outcome.row not in wanted:
+                continue
             outcomes.append(outcome)
             _print(outcome)
     if args.json is not None:
@@ -76,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mode", nargs="?", choices=["table", "scaling"], default="table")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument(
-        "--only", action="append", metavar="ROW", help=f"run only this row ({', '.join(ROWS)})"
+        "--only",
+        action="append",
+        metavar="ROW",
+        help=f"run only this row or group, repeatable ({', '.join(GROUP_OF)})",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument(

@@ -36,7 +36,7 @@ from benchmarks.common import (
     write_fleet_file,
 )
 
-__all__ = ["ROWS", "Config", "Outcome"]
+__all__ = ["GROUP_OF", "ROWS", "Config", "Outcome"]
 
 Outcome = Result | Skipped
 
@@ -566,4 +566,13 @@ ROWS: dict[str, Callable[[Config], list[Outcome]]] = {
     "run": row_run,
     "ray": row_ray,
     "memory": row_memory,
+}
+
+# Printed row name -> the function (group) that measures it, for ``--only ROW``.
+GROUP_OF: dict[str, str] = {
+    **{name: name for name in ROWS},
+    "deploy-api": "deploy",
+    "list": "cli",
+    "version": "cli",
+    **{f"run-{kind}-{load}": "run" for kind in ("async", "sync") for load in ("quiet", "busy")},
 }
