@@ -99,7 +99,7 @@ def measure(size: int) -> dict[str, Any]:
             floor = _floor_write if name in _WRITES else _floor_read
             fig, flo, _, _ = interleaved(
                 op,
-                lambda i, f=floor: f(floor_path, i),  # type: ignore[misc]
+                lambda i, f=floor: f(floor_path, i),
                 rounds,
                 warmup=warmup,
                 before=fresh,
