@@ -5,38 +5,90 @@ on every member, check health, and export to Kubernetes or Docker Compose::
 
     import dalfleet.fleet as fleet
     fleet.create_from_mold("workers", "worker", count=2)
+
+``import dalfleet`` loads nothing but this module: the names below are imported
+from their modules on first use (PEP 562), so ``dalfleet --version`` and a command
+that needs neither SQLite nor asyncio do not pay for them.
 """
 
+from __future__ import annotations
+
+import importlib
+
+# typing.TYPE_CHECKING without importing typing (a few ms of every start-up);
+# type checkers treat this name as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dalfleet.client import Client
+    from dalfleet.errors import (
+        ArgumentCountError,
+        CoordinatorError,
+        CorruptStoreError,
+        DispatchError,
+        FleetError,
+        FleetExistsError,
+        FleetNotFoundError,
+        HandlerError,
+        InvalidArgumentError,
+        MoldError,
+        MoldNotFoundError,
+        StoreError,
+        UnknownFunctionError,
+    )
+    from dalfleet.models import (
+        Agent,
+        AgentSpec,
+        AgentState,
+        ExportFormat,
+        Fleet,
+        FleetHealth,
+        MemberHealth,
+        MemberOutcome,
+        Revision,
+        RunReport,
+        Task,
+    )
+
 from dalfleet._version import __version__
-from dalfleet.client import Client
-from dalfleet.errors import (
-    ArgumentCountError,
-    CoordinatorError,
-    CorruptStoreError,
-    DispatchError,
-    FleetError,
-    FleetExistsError,
-    FleetNotFoundError,
-    HandlerError,
-    InvalidArgumentError,
-    MoldError,
-    MoldNotFoundError,
-    StoreError,
-    UnknownFunctionError,
-)
-from dalfleet.models import (
-    Agent,
-    AgentSpec,
-    AgentState,
-    ExportFormat,
-    Fleet,
-    FleetHealth,
-    MemberHealth,
-    MemberOutcome,
-    Revision,
-    RunReport,
-    Task,
-)
+
+# public name -> the module that defines it (imported on first access)
+_LAZY: dict[str, str] = {
+    "Client": "dalfleet.client",
+    **dict.fromkeys(
+        (
+            "ArgumentCountError",
+            "CoordinatorError",
+            "CorruptStoreError",
+            "DispatchError",
+            "FleetError",
+            "FleetExistsError",
+            "FleetNotFoundError",
+            "HandlerError",
+            "InvalidArgumentError",
+            "MoldError",
+            "MoldNotFoundError",
+            "StoreError",
+            "UnknownFunctionError",
+        ),
+        "dalfleet.errors",
+    ),
+    **dict.fromkeys(
+        (
+            "Agent",
+            "AgentSpec",
+            "AgentState",
+            "ExportFormat",
+            "Fleet",
+            "FleetHealth",
+            "MemberHealth",
+            "MemberOutcome",
+            "Revision",
+            "RunReport",
+            "Task",
+        ),
+        "dalfleet.models",
+    ),
+}
 
 __all__ = [
     "Agent",
@@ -66,3 +118,21 @@ __all__ = [
     "UnknownFunctionError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name from its module on first use, then keep it here.
+
+    Raises:
+        AttributeError: ``name`` is not a public name of dalfleet.
+    """
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dalfleet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
