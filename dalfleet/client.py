@@ -47,7 +47,7 @@ from dalfleet.models import (
     RunReport,
     Task,
 )
-from dalfleet.mold import Mold, load_mold, parse_params, render
+from dalfleet.mold import Mold, agent_type_of, load_mold, memory_limit_bytes, parse_params, render
 from dalfleet.store import JsonFileStore, MemoryStore, Store
 from dalfleet.validate import (
     DEFAULT_MAX_COUNT,
@@ -94,6 +94,8 @@ def _exists(name: str) -> FleetExistsError:
 
 
 def _check_source(mold_source: object) -> str:
+    if isinstance(mold_source, os.PathLike):
+        mold_source = os.fspath(mold_source)
     if not isinstance(mold_source, str) or not mold_source.strip():
         raise InvalidArgumentError("mold source cannot be empty")
     return validate_text(mold_source, "mold source")
@@ -190,8 +192,11 @@ class Client:
             raise _not_found(name)
         return fleet
 
-    def _load_mold(self, source: str) -> Mold:
-        return load_mold(source, self.base)
+    def _load_mold(self, source: str, *, confine: bool = False) -> Mold:
+        # A source from a manifest or a stored fleet is confined to the project (SPEC §4).
+        mold = load_mold(source, self.base, confine=confine)
+        agent_type_of(mold)
+        return mold
 
     def _spawn(
         self,
@@ -247,7 +252,7 @@ class Client:
     def create_from_mold(
         self,
         name: str,
-        mold_source: str,
+        mold_source: str | os.PathLike[str],
         count: int = 1,
         params: Params = None,
         *,
@@ -265,7 +270,7 @@ class Client:
         validate_name(name)
         validate_count(count, self.max_count)
         parsed = parse_params(params)
-        _check_source(mold_source)
+        mold_source = _check_source(mold_source)
         if name in self.store.load():
             raise _exists(name)
         mold = self._load_mold(mold_source)
@@ -290,7 +295,7 @@ class Client:
     def add_from_mold(
         self,
         name: str,
-        mold_source: str,
+        mold_source: str | os.PathLike[str],
         count: int,
         params: Params = None,
         *,
@@ -310,7 +315,7 @@ class Client:
         _lookup_name(name)
         validate_count(count, self.max_count)
         parsed = parse_params(params)
-        _check_source(mold_source)
+        mold_source = _check_source(mold_source)
         self._require(name)
         mold = self._load_mold(mold_source)
         spawned: list[str] = []
@@ -505,7 +510,7 @@ class Client:
                 f"fleet {show_value(fleet.name)} has no mold; cannot scale up "
                 "(create from mold first)"
             )
-        return self._load_mold(fleet.mold_source)
+        return self._load_mold(fleet.mold_source, confine=True)
 
     def run(
         self,
@@ -556,6 +561,7 @@ class Client:
         for fleet in targets:
             if not fleet.member_ids:
                 assert fleet.mold_source is not None
+                self._load_mold(fleet.mold_source, confine=True)
                 fleet = self.add_from_mold(
                     fleet.name, fleet.mold_source, 1, fleet.last_create_params
                 )
@@ -753,7 +759,10 @@ class Client:
         if fleet.mold_source is None:
             return None
         try:
-            return self._load_mold(fleet.mold_source).memory_limit
+            memory = self._load_mold(fleet.mold_source, confine=True).memory_limit
+            if memory is not None:
+                memory_limit_bytes(memory)
+            return memory
         except MoldError:
             # The mold may have moved since the fleet was created; export without a limit.
             return None
@@ -836,7 +845,7 @@ class Client:
         changes = plan(specs, self.store.load(), prune=prune)
         for change in changes:
             if change.mold is not None:
-                self._load_mold(change.mold)
+                self._load_mold(change.mold, confine=True)
         if dry_run:
             return changes
         for change in changes:
