@@ -302,7 +302,7 @@ def test_warnings_name_the_line() -> None:
     assert mold.warnings == ("line 5: unknown keyword 'colour' is ignored",)
 
 
-# --------------------------------------------------------------------------- errors (as the reference)
+# ------------------------------------------------------------------ errors, as in the reference
 
 
 @pytest.mark.parametrize(
@@ -432,7 +432,7 @@ def test_reference_memory_reading(value: str, expected: int | None) -> None:
 def test_json_without_a_name_takes_the_reference_defaults() -> None:
     mold = parse_mold('{"agent": {"role": "r"}}')
     assert (mold.name, mold.version, mold.agent_type, mold.role) == ("", "", "", "r")
-    with pytest.raises(MoldError, match="^unknown agent type in mold: $"):
+    with pytest.raises(MoldError, match=r"^unknown agent type in mold: $"):
         agent_type_of(mold)
 
 
