@@ -77,7 +77,7 @@ def test_agent_type_is_written_canonically(written: str, canonical: str) -> None
 
 
 def test_unknown_agent_type_is_the_reference_error() -> None:
-    with pytest.raises(MoldError, match="^unknown agent type in mold: Robot$"):
+    with pytest.raises(MoldError, match=r"^unknown agent type in mold: Robot$"):
         render(Mold(name="m", agent_type="Robot"), "a")
 
 
