@@ -47,7 +47,15 @@ from dalfleet.models import (
     RunReport,
     Task,
 )
-from dalfleet.mold import Mold, agent_type_of, load_mold, memory_limit_bytes, parse_params, render
+from dalfleet.mold import (
+    Mold,
+    agent_type_of,
+    load_mold,
+    memory_limit_bytes,
+    parse_params,
+    principal_trust_level,
+    render,
+)
 from dalfleet.store import JsonFileStore, MemoryStore, Store
 from dalfleet.validate import (
     DEFAULT_MAX_COUNT,
@@ -134,10 +142,14 @@ class Client:
 
     @classmethod
     def for_base(
-        cls, base: str | os.PathLike[str] | None = None, *, trust_level: str = "sandboxed"
+        cls, base: str | os.PathLike[str] | None = None, *, trust_level: str | None = None
     ) -> Client:
         """The default pair for a project directory: the JSON fleet file and the local
         SQLite coordinator under ``<base>/.dal/`` (``base=None``: the current directory).
+
+        Agents are spawned with ``trust_level``; by default the principal's, read as
+        the reference reads it (:func:`dalfleet.mold.principal_trust_level`:
+        ``DAL_AGENT_SHELL_TRUST``, else ``agent.toml`` / ``dal.toml``, else ``sandboxed``).
 
         Nothing is opened yet: the store and coordinator touch the disk on first use.
 
@@ -145,7 +157,8 @@ class Client:
             FileNotFoundError: ``base`` is None and the current directory no longer exists.
         """
         root = Path(base) if base is not None else Path.cwd()
-        return cls(JsonFileStore(root), LocalCoordinator(root, trust_level=trust_level), base=root)
+        trust = principal_trust_level(root) if trust_level is None else trust_level
+        return cls(JsonFileStore(root), LocalCoordinator(root, trust_level=trust), base=root)
 
     @classmethod
     def in_memory(
