@@ -20,6 +20,7 @@ import attrs
 from dalfleet.errors import MoldError, MoldNotFoundError
 from dalfleet.mold.model import MAX_MOLD_SIZE, RUST_WHITESPACE, Mold, agent_type_of
 from dalfleet.mold.parse import parse_mold
+from dalfleet.validate import show_value
 
 __all__ = [
     "MOLD_SUFFIXES",
@@ -209,7 +210,8 @@ def load_mold(
             count = len(mold.warnings)
             mold = attrs.evolve(mold, warnings=(f"{count} line(s) ignored (content not shown)",))
     for warning in mold.warnings:
-        logger.warning("mold %s: %s", path, warning)
+        # The path is quoted: a file name could hold a terminal escape sequence.
+        logger.warning("mold %s: %s", show_value(str(path), 200), warning)
     return attrs.evolve(mold, path=str(path))
 
 
