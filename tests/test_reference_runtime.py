@@ -263,3 +263,24 @@ def test_runtime_values_round_trip(value: object) -> None:
 
 def test_runtime_values_have_the_reference_tags() -> None:
     assert to_value({"a": [1, None]}) == {"Map": {"a": {"List": [{"Int": 1}, "Null"]}}}
+
+
+def test_taking_keeps_the_tasks_when_the_block_fails(base: Path) -> None:
+    runtime = ReferenceRuntime(base)
+    with pytest.raises(RuntimeError), runtime.taking(["agent_a"], 5) as taken:
+        assert [t.task_id for t in taken] == ["t1"]
+        raise RuntimeError("storing them elsewhere failed")
+    assert [t.task_id for t in runtime.pending("agent_a")] == ["t1"]
+    with runtime.taking(["agent_a", "agent_b"], 5, where=lambda t: t.task_id != "t1") as taken:
+        assert [t.task_id for t in taken] == ["t2"]
+    assert [t.task_id for t in runtime.pending()] == ["t1", "t3"]
+
+
+def test_tasks_with_their_own_ids_are_queued_and_removed(base: Path) -> None:
+    from dalfleet.coordinator.reference import QueuedTask
+
+    runtime = ReferenceRuntime(base)
+    runtime.enqueue_tasks([QueuedTask("agent_a", "mine", "d", "low")])
+    assert runtime.pending("agent_a")[-1].task_id == "mine"
+    runtime.remove(["mine", "t2", "nothing"])
+    assert [t.task_id for t in runtime.pending()] == ["t1", "t3"]

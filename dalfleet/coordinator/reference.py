@@ -30,7 +30,7 @@ import os
 import secrets
 import stat
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -351,13 +351,21 @@ class ReferenceRuntime:
             CoordinatorError: the file cannot be read, locked or written (nothing is stored).
         """
         ids = [f"agent_{uuid.uuid4().hex[:20]}" for _ in specs]
-        if not ids:
-            return []
+        self.add_agents(list(zip(ids, specs, strict=True)))
+        return ids
+
+    def add_agents(self, agents: Sequence[tuple[str, AgentSpec]]) -> None:
+        """Store these agents (ID and spec) as new ``idle`` agents, in one step.
+
+        Raises:
+            CoordinatorError: the file cannot be read, locked or written (nothing is stored).
+        """
+        if not agents:
+            return
         when = _now()
         with self.transaction() as snapshot:
-            for agent_id, spec in zip(ids, specs, strict=True):
+            for agent_id, spec in agents:
                 snapshot["agent_contexts"][agent_id] = agent_context(agent_id, spec, when)
-        return ids
 
     def terminate(self, agent_ids: Sequence[str]) -> None:
         """Mark these agents ``terminated`` (as the reference does); unknown IDs are ignored.
@@ -391,18 +399,81 @@ class ReferenceRuntime:
             CoordinatorError: the file cannot be read, locked or written (nothing is queued).
         """
         wanted = _ids(agent_ids)
-        if priority not in _PRIORITIES:
-            raise InvalidArgumentError(
-                f"invalid priority {priority!r}: expected {', '.join(_PRIORITIES)}"
-            )
-        when = _now()
         created = {agent_id: str(uuid.uuid4()) for agent_id in wanted}
+        self.enqueue_tasks([QueuedTask(a, t, description, priority) for a, t in created.items()])
+        return created
+
+    def enqueue_tasks(self, tasks: Sequence[QueuedTask]) -> None:
+        """Queue these tasks (with their own IDs), in order, in one step.
+
+        Raises:
+            InvalidArgumentError: a priority is not ``low``, ``medium``, ``high`` or
+                ``critical``.
+            CoordinatorError: the file cannot be read, locked or written (nothing is queued).
+        """
+        for task in tasks:
+            if task.priority not in _PRIORITIES:
+                raise InvalidArgumentError(
+                    f"invalid priority {task.priority!r}: expected {', '.join(_PRIORITIES)}"
+                )
+        if not tasks:
+            return
+        when = _now()
         with self.transaction() as snapshot:
             queue = snapshot["task_queue"]
-            for agent_id, task_id in created.items():
-                queue.append([agent_id, _task(task_id, description, priority, when)])
+            for task in tasks:
+                stored = _task(task.task_id, task.description, task.priority, when)
+                queue.append([task.agent_id, stored])
             del queue[:-MAX_QUEUE_LEN]
-        return created
+
+    def remove(self, task_ids: Sequence[str]) -> None:
+        """Drop these tasks from the queue (unknown IDs are ignored).
+
+        Raises:
+            InvalidArgumentError: ``task_ids`` is a string.
+            CoordinatorError: the file cannot be read, locked or written.
+        """
+        unwanted = set(_ids(task_ids))
+        if not unwanted:
+            return
+        with self.transaction() as snapshot:
+            snapshot["task_queue"] = [
+                entry
+                for entry, task in zip(snapshot["task_queue"], _queued(snapshot), strict=True)
+                if task.task_id not in unwanted
+            ]
+
+    @contextlib.contextmanager
+    def taking(
+        self,
+        agent_ids: Sequence[str],
+        limit: int,
+        where: Callable[[QueuedTask], bool] | None = None,
+    ) -> Iterator[list[QueuedTask]]:
+        """Yield up to ``limit`` queued tasks of these agents (oldest first, those
+        ``where`` accepts), holding the lock; they leave the queue only when the block
+        ends without an exception — so a caller can store them elsewhere first.
+
+        Raises:
+            InvalidArgumentError: ``agent_ids`` is a string.
+            CoordinatorError: the file cannot be read, locked or written (nothing is taken).
+        """
+        wanted = set(_ids(agent_ids))
+        with self.transaction() as snapshot:
+            taken: list[QueuedTask] = []
+            kept = []
+            for entry, task in zip(snapshot["task_queue"], _queued(snapshot), strict=True):
+                chosen = (
+                    len(taken) < limit
+                    and task.agent_id in wanted
+                    and (where is None or where(task))
+                )
+                if chosen:
+                    taken.append(task)
+                else:
+                    kept.append(entry)
+            yield taken
+            snapshot["task_queue"] = kept
 
     def take(self, agent_ids: Sequence[str], limit: int) -> list[QueuedTask]:
         """Remove and return up to ``limit`` queued tasks of these agents, oldest first —
@@ -412,19 +483,8 @@ class ReferenceRuntime:
             InvalidArgumentError: ``agent_ids`` is a string.
             CoordinatorError: the file cannot be read, locked or written (nothing is taken).
         """
-        wanted = set(_ids(agent_ids))
-        if limit < 1 or not wanted:
-            return []
-        taken: list[QueuedTask] = []
-        with self.transaction() as snapshot:
-            kept = []
-            for entry, task in zip(snapshot["task_queue"], _queued(snapshot), strict=True):
-                if len(taken) < limit and task.agent_id in wanted:
-                    taken.append(task)
-                else:
-                    kept.append(entry)
-            snapshot["task_queue"] = kept
-        return taken
+        with self.taking(agent_ids, limit) as taken:
+            return list(taken)
 
     def record(
         self, task: QueuedTask, *, ok: bool, result: Any = None, error: str | None = None
