@@ -498,25 +498,38 @@ class ReferenceRuntime:
         Raises:
             CoordinatorError: the file cannot be read, locked or written.
         """
+        self.record_many([(task, ok, result if ok else error)])
+
+    def record_many(self, outcomes: Sequence[tuple[QueuedTask, bool, Any]]) -> None:
+        """:meth:`record` for many ``(task, ok, result or error)`` in one step.
+
+        Raises:
+            CoordinatorError: the file cannot be read, locked or written.
+        """
+        if not outcomes:
+            return
         when = _now()
-        stored = dict(task.raw) or _task(task.task_id, task.description, task.priority, when)
-        stored["status"] = "completed" if ok else "failed"
-        stored["completed_at"] = when
-        metadata = dict(stored.get("metadata") or {})
-        if ok:
-            metadata["result"] = to_value(result)
-        else:
-            metadata["error"] = to_value(error or "failed")
-        stored["metadata"] = metadata
         with self.transaction() as snapshot:
-            context = snapshot["agent_contexts"].get(task.agent_id)
-            if not isinstance(context, dict):
-                return
-            context.setdefault("tasks", []).append(stored)
-            context["last_active"] = when
-            metrics = context.setdefault("performance_metrics", _metrics())
-            key = "tasks_completed" if ok else "tasks_failed"
-            metrics[key] = int(metrics.get(key, 0)) + 1
+            for task, ok, value in outcomes:
+                context = snapshot["agent_contexts"].get(task.agent_id)
+                if not isinstance(context, dict):
+                    continue
+                stored = dict(task.raw) or _task(
+                    task.task_id, task.description, task.priority, task.assigned_at or when
+                )
+                stored["status"] = "completed" if ok else "failed"
+                stored["completed_at"] = when
+                metadata = dict(stored.get("metadata") or {})
+                if ok:
+                    metadata["result"] = to_value(value)
+                else:
+                    metadata["error"] = to_value(value or "failed")
+                stored["metadata"] = metadata
+                context.setdefault("tasks", []).append(stored)
+                context["last_active"] = when
+                metrics = context.setdefault("performance_metrics", _metrics())
+                key = "tasks_completed" if ok else "tasks_failed"
+                metrics[key] = int(metrics.get(key, 0)) + 1
 
     # -- the file
 
