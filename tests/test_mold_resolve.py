@@ -463,3 +463,38 @@ def test_validate_strict_turns_warnings_into_errors(tmp_path: Path) -> None:
     assert validate_mold(path).warnings
     with pytest.raises(MoldError, match="unknown keyword 'colour'"):
         validate_mold(path, strict=True)
+
+
+# --------------------------------------------------------------------------- scaffold
+
+
+def test_scaffold_is_the_reference_template_and_parses(tmp_path: Path) -> None:
+    from dalfleet.mold import scaffold_mold
+
+    path = scaffold_mold("draft", tmp_path)
+    assert path == tmp_path / "draft.mold.dal"
+    text = path.read_text(encoding="utf-8")
+    assert text.splitlines()[:5] == [
+        'mold "draft" "1.0"',
+        "agent",
+        "  type AI",
+        '  role ""',
+        "  capabilities",
+    ]
+    mold = validate_mold(path, strict=True)
+    assert (mold.name, mold.learning, mold.skills[0]) == ("draft", True, "development")
+
+
+def test_scaffold_quotes_the_name_and_never_overwrites(tmp_path: Path) -> None:
+    from dalfleet.errors import InvalidArgumentError
+    from dalfleet.mold import scaffold_mold
+
+    path = scaffold_mold('a"b', tmp_path)
+    assert parse_mold(path.read_text(encoding="utf-8")).name == 'a"b'
+    before = path.read_bytes()
+    with pytest.raises(MoldError, match="already exists"):
+        scaffold_mold('a"b', tmp_path)
+    assert path.read_bytes() == before
+    for bad in ("", "../x", "a/b", ".hidden", "a\nb"):
+        with pytest.raises(InvalidArgumentError):
+            scaffold_mold(bad, tmp_path)

@@ -39,6 +39,7 @@ from dalfleet.mold.resolve import (
     samples_dir,
     validate_mold,
 )
+from dalfleet.mold.scaffold import scaffold_mold, scaffold_text
 
 __all__ = [
     "AGENT_TYPES",
@@ -66,6 +67,8 @@ __all__ = [
     "resolve_mold",
     "sample_mold_path",
     "samples_dir",
+    "scaffold_mold",
+    "scaffold_text",
     "substitute",
     "validate_mold",
 ]

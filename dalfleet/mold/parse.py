@@ -168,6 +168,15 @@ class _DalParser:
                     self._repeated(key)
                     values[key] = flag
                     return
+        if line in _VALUE_KEYS:
+            # A keyword alone (the reference's own scaffold writes `capabilities`) is
+            # ignored; that only matters when it was meant to clear an earlier value.
+            if line in self.seen:
+                self.warn(
+                    f"{line!r} without a value is ignored: the value from line "
+                    f"{self.seen[line]} is kept"
+                )
+            return
         self.warn(self._why_ignored(line))
 
     def _check_memory(self, memory: str) -> None:
@@ -184,8 +193,6 @@ class _DalParser:
                 f"(one space), so {lowered} keeps its value"
             )
         if word in _VALUE_KEYS:
-            if word == line:
-                return f"{word!r} without a value is ignored"
             return (
                 f"{_q(line)} is ignored: put one space (not a tab) between {word!r} and its value"
             )
