@@ -498,3 +498,10 @@ def test_scaffold_quotes_the_name_and_never_overwrites(tmp_path: Path) -> None:
     for bad in ("", "../x", "a/b", ".hidden", "a\nb"):
         with pytest.raises(InvalidArgumentError):
             scaffold_mold(bad, tmp_path)
+
+
+def test_validate_never_quotes_a_file_that_is_not_a_mold(tmp_path: Path) -> None:
+    secret = write(tmp_path / "shadow", "root:$6$SECRETHASH:19000:0:99999:7:::\n")
+    with pytest.raises(MoldError) as info:
+        validate_mold(secret)
+    assert "SECRETHASH" not in str(info.value) and "is not a mold" in str(info.value)

@@ -195,20 +195,7 @@ def load_mold(
             is not a valid mold; with ``strict``, also a mold with warnings.
     """
     path = resolve_mold(source, base, confine=confine)
-    text = read_mold_file(path)
-    if is_mold_file_name(path):
-        mold = parse_mold(text, source=str(path), strict=strict)
-    else:
-        try:
-            mold = parse_mold(text, source=str(path), strict=strict)
-        except MoldError:
-            raise MoldError(
-                f"{path} is not a mold: it does not parse as one (its content is not shown "
-                "because its name does not end in .mold.dal or .mold.json)"
-            ) from None
-        if mold.warnings:
-            count = len(mold.warnings)
-            mold = attrs.evolve(mold, warnings=(f"{count} line(s) ignored (content not shown)",))
+    mold = _parse_file(path, strict=strict)
     for warning in mold.warnings:
         # The path is quoted: a file name could hold a terminal escape sequence.
         logger.warning("mold %s: %s", show_value(str(path), 200), warning)
@@ -226,9 +213,27 @@ def validate_mold(path: str | os.PathLike[str], *, strict: bool = False) -> Mold
         MoldError: the file cannot be read, is not a mold, has an unknown agent
             type, or (with ``strict``) has a warning; the message says which.
     """
-    mold = parse_mold(read_mold_file(path), source=os.fspath(path), strict=strict)
-    agent_type_of(attrs.evolve(mold, path=os.fspath(path)))
-    return attrs.evolve(mold, path=os.fspath(path))
+    mold = attrs.evolve(_parse_file(pathlib.Path(path), strict=strict), path=os.fspath(path))
+    agent_type_of(mold)
+    return mold
+
+
+def _parse_file(path: pathlib.Path, *, strict: bool) -> Mold:
+    """Read and parse the mold at ``path``; a file not named like a mold is never quoted."""
+    text = read_mold_file(path)
+    if is_mold_file_name(path):
+        return parse_mold(text, source=str(path), strict=strict)
+    try:
+        mold = parse_mold(text, source=str(path), strict=strict)
+    except MoldError:
+        raise MoldError(
+            f"{path} is not a mold: it does not parse as one (its content is not shown "
+            "because its name does not end in .mold.dal or .mold.json)"
+        ) from None
+    if mold.warnings:
+        count = len(mold.warnings)
+        mold = attrs.evolve(mold, warnings=(f"{count} line(s) ignored (content not shown)",))
+    return mold
 
 
 def samples_dir() -> pathlib.Path | None:
