@@ -509,3 +509,15 @@ def test_json_repeated_metadata_key_keeps_the_last() -> None:
 def test_json_the_reference_refuses(text: str, fragment: str) -> None:
     with pytest.raises(MoldError, match=fragment):
         parse_mold(text)
+
+
+def test_a_line_of_many_items_parses() -> None:
+    # Tokens are read by position: a 1 MiB line of items stays linear work.
+    mold = parse_mold(HEAD + "  capabilities " + "a " * 300_000)
+    assert len(mold.capabilities) == 300_000
+
+
+def test_warnings_are_capped_and_counted() -> None:
+    mold = parse_mold(HEAD + "  colour x\n" * 500)
+    assert len(mold.warnings) == 101
+    assert mold.warnings[-1] == "and 400 more warnings"

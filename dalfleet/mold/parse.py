@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -31,6 +32,13 @@ from dalfleet.mold.model import (
 __all__ = ["parse_mold", "rust_trim"]
 
 _RUST_WS = frozenset(RUST_WHITESPACE)
+_WS_CLASS = "[" + re.escape(RUST_WHITESPACE) + "]"
+_WS_RUN = re.compile(_WS_CLASS + "*")
+_BARE_TOKEN = re.compile("[^" + re.escape(RUST_WHITESPACE) + "]+")
+# A quoted string as the reference scans it: a backslash takes the next character along.
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+#: At most this many warnings are kept per mold; the rest are counted.
+MAX_WARNINGS = 100
 
 _ESCAPES: dict[str, str] = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
 
@@ -92,6 +100,7 @@ class _DalParser:
         self.source = source
         self.lineno = 0
         self.warnings: list[str] = []
+        self.count = 0
         self.seen: dict[str, int] = {}
         # Numbers of the lines a '//' was cut from: a quote left open there gets a hint.
         self.cut: set[int] = set()
@@ -101,7 +110,9 @@ class _DalParser:
         raise MoldError(f"{why} ({where})")
 
     def warn(self, why: str) -> None:
-        self.warnings.append(f"line {self.lineno}: {why}")
+        self.count += 1
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(f"line {self.lineno}: {why}")
 
     def parse(self, content: str) -> Mold:
         lines = _code_lines(content, self.cut)
@@ -139,6 +150,8 @@ class _DalParser:
                 break
             self._agent_line(line, values)
         values.setdefault("agent_type", "AI")
+        if self.count > len(self.warnings):
+            self.warnings.append(f"and {self.count - len(self.warnings)} more warnings")
         return Mold(lifecycle=lifecycle, warnings=tuple(self.warnings), **values)
 
     # -- the agent section
@@ -240,7 +253,7 @@ class _DalParser:
         rest = rust_trim(text)
         if not rest.startswith('"'):
             return rest
-        end = self._string_end(rest)
+        end = self._string_end(rest, 0)
         after = rust_trim(rest[end + 1 :])
         if after:
             self.warn(f"{_q(after)} after the quoted value of {key!r} is ignored")
@@ -248,9 +261,9 @@ class _DalParser:
 
     def _list(self, text: str) -> list[str]:
         items: list[str] = []
-        rest = rust_trim(text)
-        while rest:
-            item, rest = self._token(rest)
+        pos = _WS_RUN.match(text, 0).end()  # type: ignore[union-attr]
+        while pos < len(text):
+            item, pos = self._token_at(text, pos)
             items.append(item)
         return items
 
@@ -259,23 +272,29 @@ class _DalParser:
         text = rust_trim(text)
         if not text:
             return "", ""
-        if text.startswith('"'):
-            end = self._string_end(text)
-            return self._unescape(text[1:end]), rust_trim(text[end + 1 :])
-        end = next((i for i, ch in enumerate(text) if ch in _RUST_WS), len(text))
-        return text[:end], rust_trim(text[end:])
+        item, pos = self._token_at(text, 0)
+        return item, text[pos:]
 
-    def _string_end(self, text: str) -> int:
-        """Index of the quote closing the string that opens ``text``; a backslash skips one."""
-        index = 1
-        while index < len(text):
-            char = text[index]
-            if char == "\\" and index + 1 < len(text):
-                index += 2
-                continue
-            if char == '"':
-                return index
-            index += 1
+    def _token_at(self, text: str, pos: int) -> tuple[str, int]:
+        """The token starting at ``pos`` and the index after it and the whitespace after that.
+
+        Positions, not slices, keep a line of many items linear in its length.
+        """
+        if text.startswith('"', pos):
+            end = self._string_end(text, pos)
+            item, after = self._unescape(text[pos + 1 : end]), end + 1
+        else:
+            match = _BARE_TOKEN.match(text, pos)
+            assert match is not None  # pos is at a character that is not whitespace
+            item, after = match.group(), match.end()
+        return item, _WS_RUN.match(text, after).end()  # type: ignore[union-attr]
+
+    def _string_end(self, text: str, start: int) -> int:
+        """Index of the quote closing the string that opens at ``start``; a backslash
+        skips the character after it."""
+        match = _QUOTED.match(text, start)
+        if match is not None:
+            return match.end() - 1
         self.fail(
             "unterminated quoted string (note: '//' starts a comment even inside quotes, "
             "as in the reference)"
