@@ -45,7 +45,7 @@ agent
 """
 
 WITH_SKILLS = """
-mold "Helper" "1.0"
+mold "Aide" "1.0"
 agent
   type AI
   role "Assistant"

@@ -263,7 +263,7 @@ def sample_mold_path() -> pathlib.Path:
     raise MoldError(f"the packaged sample mold {_SAMPLE} is missing from this installation")
 
 
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- internals
 
 
 def _source_text(source: object) -> str:
