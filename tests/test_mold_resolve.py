@@ -505,3 +505,10 @@ def test_validate_never_quotes_a_file_that_is_not_a_mold(tmp_path: Path) -> None
     with pytest.raises(MoldError) as info:
         validate_mold(secret)
     assert "SECRETHASH" not in str(info.value) and "is not a mold" in str(info.value)
+
+
+def test_a_file_with_a_byte_order_mark_never_matches_by_name(tmp_path: Path) -> None:
+    # The reference cannot parse it, so it skips it when matching names.
+    write(tmp_path / "a.mold.dal", "\ufeff" + dal("target"))
+    second = write(tmp_path / "b.mold.dal", dal("target"))
+    assert resolve_mold("target", tmp_path) == second

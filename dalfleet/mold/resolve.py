@@ -325,9 +325,14 @@ def _stem(file_name: str) -> str:
 
 
 def _mold_name(path: pathlib.Path) -> str | None:
-    """The name inside a mold file, or None when it cannot be read or parsed."""
+    """The name inside a mold file, or None when it cannot be read or parsed.
+
+    A file starting with a byte-order mark has no name here: the reference cannot
+    parse it, so it never matches there either (the same file wins in both tools).
+    """
     try:
-        return parse_mold(read_mold_file(path), source=str(path)).name
+        text = read_mold_file(path)
+        return None if text.startswith("\ufeff") else parse_mold(text, source=str(path)).name
     except MoldError:
         return None
 
