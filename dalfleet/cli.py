@@ -997,12 +997,12 @@ def _cmd_mold_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_mold_validate(args: argparse.Namespace) -> int:
-    from dalfleet.mold import parse_mold, read_mold_file
+    from dalfleet.mold import validate_mold
 
     results: list[dict[str, Any]] = []
     for name in args.files:
         try:
-            mold = parse_mold(read_mold_file(name), source=name)
+            mold = validate_mold(name, strict=getattr(args, "strict", False))
         except FleetError as exc:
             results.append({"file": name, "ok": False, "error": str(exc)})
             if not args.json:

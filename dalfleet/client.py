@@ -47,7 +47,15 @@ from dalfleet.models import (
     RunReport,
     Task,
 )
-from dalfleet.mold import Mold, load_mold, parse_params, render
+from dalfleet.mold import (
+    Mold,
+    agent_type_of,
+    load_mold,
+    memory_limit_bytes,
+    parse_params,
+    principal_trust_level,
+    render,
+)
 from dalfleet.store import JsonFileStore, MemoryStore, Store
 from dalfleet.validate import (
     DEFAULT_MAX_COUNT,
@@ -94,6 +102,8 @@ def _exists(name: str) -> FleetExistsError:
 
 
 def _check_source(mold_source: object) -> str:
+    if isinstance(mold_source, os.PathLike):
+        mold_source = os.fspath(mold_source)
     if not isinstance(mold_source, str) or not mold_source.strip():
         raise InvalidArgumentError("mold source cannot be empty")
     return validate_text(mold_source, "mold source")
@@ -132,10 +142,14 @@ class Client:
 
     @classmethod
     def for_base(
-        cls, base: str | os.PathLike[str] | None = None, *, trust_level: str = "sandboxed"
+        cls, base: str | os.PathLike[str] | None = None, *, trust_level: str | None = None
     ) -> Client:
         """The default pair for a project directory: the JSON fleet file and the local
         SQLite coordinator under ``<base>/.dal/`` (``base=None``: the current directory).
+
+        Agents are spawned with ``trust_level``; by default the principal's, read as
+        the reference reads it (:func:`dalfleet.mold.principal_trust_level`:
+        ``DAL_AGENT_SHELL_TRUST``, else ``agent.toml`` / ``dal.toml``, else ``sandboxed``).
 
         Nothing is opened yet: the store and coordinator touch the disk on first use.
 
@@ -143,7 +157,8 @@ class Client:
             FileNotFoundError: ``base`` is None and the current directory no longer exists.
         """
         root = Path(base) if base is not None else Path.cwd()
-        return cls(JsonFileStore(root), LocalCoordinator(root, trust_level=trust_level), base=root)
+        trust = principal_trust_level(root) if trust_level is None else trust_level
+        return cls(JsonFileStore(root), LocalCoordinator(root, trust_level=trust), base=root)
 
     @classmethod
     def in_memory(
@@ -190,8 +205,11 @@ class Client:
             raise _not_found(name)
         return fleet
 
-    def _load_mold(self, source: str) -> Mold:
-        return load_mold(source, self.base)
+    def _load_mold(self, source: str, *, confine: bool = False) -> Mold:
+        # A source from a manifest or a stored fleet is confined to the project (SPEC §4).
+        mold = load_mold(source, self.base, confine=confine)
+        agent_type_of(mold)
+        return mold
 
     def _spawn(
         self,
@@ -247,7 +265,7 @@ class Client:
     def create_from_mold(
         self,
         name: str,
-        mold_source: str,
+        mold_source: str | os.PathLike[str],
         count: int = 1,
         params: Params = None,
         *,
@@ -265,7 +283,7 @@ class Client:
         validate_name(name)
         validate_count(count, self.max_count)
         parsed = parse_params(params)
-        _check_source(mold_source)
+        mold_source = _check_source(mold_source)
         if name in self.store.load():
             raise _exists(name)
         mold = self._load_mold(mold_source)
@@ -290,7 +308,7 @@ class Client:
     def add_from_mold(
         self,
         name: str,
-        mold_source: str,
+        mold_source: str | os.PathLike[str],
         count: int,
         params: Params = None,
         *,
@@ -310,7 +328,7 @@ class Client:
         _lookup_name(name)
         validate_count(count, self.max_count)
         parsed = parse_params(params)
-        _check_source(mold_source)
+        mold_source = _check_source(mold_source)
         self._require(name)
         mold = self._load_mold(mold_source)
         spawned: list[str] = []
@@ -505,7 +523,7 @@ class Client:
                 f"fleet {show_value(fleet.name)} has no mold; cannot scale up "
                 "(create from mold first)"
             )
-        return self._load_mold(fleet.mold_source)
+        return self._load_mold(fleet.mold_source, confine=True)
 
     def run(
         self,
@@ -556,6 +574,7 @@ class Client:
         for fleet in targets:
             if not fleet.member_ids:
                 assert fleet.mold_source is not None
+                self._load_mold(fleet.mold_source, confine=True)
                 fleet = self.add_from_mold(
                     fleet.name, fleet.mold_source, 1, fleet.last_create_params
                 )
@@ -753,7 +772,10 @@ class Client:
         if fleet.mold_source is None:
             return None
         try:
-            return self._load_mold(fleet.mold_source).memory_limit
+            memory = self._load_mold(fleet.mold_source, confine=True).memory_limit
+            if memory is not None:
+                memory_limit_bytes(memory)
+            return memory
         except MoldError:
             # The mold may have moved since the fleet was created; export without a limit.
             return None
@@ -836,7 +858,7 @@ class Client:
         changes = plan(specs, self.store.load(), prune=prune)
         for change in changes:
             if change.mold is not None:
-                self._load_mold(change.mold)
+                self._load_mold(change.mold, confine=True)
         if dry_run:
             return changes
         for change in changes:

@@ -180,7 +180,7 @@ def create(name: str, base: Base = None) -> Fleet:
 
 def create_from_mold(
     name: str,
-    mold_source: str,
+    mold_source: str | os.PathLike[str],
     count: int = 1,
     base: Base = None,
     params: Params = None,
@@ -206,7 +206,7 @@ def create_from_mold(
 
 def add_from_mold(
     name: str,
-    mold_source: str,
+    mold_source: str | os.PathLike[str],
     count: int,
     base: Base = None,
     params: Params = None,

@@ -1,385 +1,394 @@
-"""Parsing molds: the .mold.dal format and the legacy JSON form (SPEC §4)."""
+"""Parsing molds as the reference implementation does (SPEC §4, [compat]).
+
+The expected fields in the tables below were derived by reading the reference's
+parser (``src/mold/parser.rs``, ``src/mold/config.rs``) line by line: what it
+accepts is accepted here with the same fields, and what it ignores silently is
+ignored here too, with a warning.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from dalfleet.errors import MoldError
-from dalfleet.mold import Mold, memory_limit_bytes, parse_mold
+from dalfleet.mold import (
+    Mold,
+    agent_type_of,
+    memory_limit_bytes,
+    parse_mold,
+    reference_memory_bytes,
+)
 
-FULL = """\
-mold "workers" "2.1"          // name required; version defaults to "1.0"
+# --------------------------------------------------------------------------- fixtures
+# Molds shaped like the reference's own examples and tests, written afresh.
+
+RUNNER = """
+mold "Runner" "2.0"
 agent
-  type Worker              // case-insensitive
-  role "Work on {{env}}"
-  capabilities "read" "write"
-  skills "development" "office"
+  type Worker
+  role "Run tasks"
+  memory_limit "256MB"
+lifecycle
+  on_create "evolve::append_log(agent_id, \\"made\\")"
+  on_evolve "evolve::append_summary(agent_id, evolution_data)"
+"""
+
+MINIMAL = """
+mold "Probe" "1.0"
+agent
+  type AI
+  capabilities "read"
+  trust_level standard
+"""
+
+WITH_SKILLS = """
+mold "Aide" "1.0"
+agent
+  type AI
+  role "Assistant"
+  skills "development" "creative" "office" "home"
+"""
+
+DETECTOR = """
+// A detector mold
+mold "detector" "1.0"
+agent
+  type AI
+  role "Detect problems with {{env}}"
+  capabilities "read" "analyze" "report"
+  memory_limit "512MB"
+  learning true
+lifecycle
+  on_create "evolve::append_log(agent_id, \\"made\\")"
+  on_evolve "evolve::append_summary(agent_id, evolution_data)"
+"""
+
+SCAFFOLD = """mold "draft" "1.0"
+agent
+  type AI
+  role ""
+  capabilities
+  skills "development" "creative" "office" "home"
   memory_limit "256MB"
   learning true
   communication true
-  coordination false
-  trust_level standard     // display only
-lifecycle
-  on_create "evolve::append_log(agent_id, \\"created\\")"
-  on_message "handle(msg)"
-  on_evolve "evolve::append_summary(agent_id, evolution_data)"
-  on_destroy "bye()"
+  coordination true
 """
 
+LEGACY_JSON = """{
+  "name": "probe_json",
+  "version": "1.0",
+  "agent": {
+    "type": "AI", "role": "", "capabilities": [], "trustLevel": "standard",
+    "learning": true, "communication": true, "coordination": true,
+    "memoryLimit": "256MB"
+  },
+  "parameters": {},
+  "dependencies": [],
+  "metadata": {}
+}"""
 
-def agent(*lines: str) -> str:
-    """A minimal mold whose agent section holds ``lines``."""
-    return 'mold "m"\nagent\n' + "".join(f"  {line}\n" for line in lines)
+
+def fields(mold: Mold) -> dict[str, Any]:
+    """The fields a comparison with the reference looks at."""
+    return {
+        "name": mold.name,
+        "version": mold.version,
+        "type": mold.agent_type,
+        "role": mold.role,
+        "capabilities": mold.capabilities,
+        "skills": mold.skills,
+        "memory_limit": mold.memory_limit,
+        "trust_level": mold.trust_level,
+        "learning": mold.learning,
+        "communication": mold.communication,
+        "coordination": mold.coordination,
+        "lifecycle": mold.lifecycle,
+    }
 
 
-def parse_error(text: str) -> str:
-    with pytest.raises(MoldError) as info:
-        parse_mold(text, source="t.mold.dal")
-    return str(info.value)
+def test_runner_fixture() -> None:
+    mold = parse_mold(RUNNER)
+    assert (mold.name, mold.version, mold.agent_type, mold.role) == (
+        "Runner",
+        "2.0",
+        "Worker",
+        "Run tasks",
+    )
+    assert mold.memory_limit == "256MB"
+    assert mold.lifecycle == {
+        "on_create": 'evolve::append_log(agent_id, "made")',
+        "on_evolve": "evolve::append_summary(agent_id, evolution_data)",
+    }
+    assert mold.warnings == ()
 
 
-# --------------------------------------------------------------------------- the full example
-
-
-def test_full_example_parses_every_field() -> None:
-    assert parse_mold(FULL) == Mold(
-        name="workers",
-        version="2.1",
-        agent_type="Worker",
-        role="Work on {{env}}",
-        capabilities=["read", "write"],
-        skills=["development", "office"],
-        memory_limit="256MB",
-        learning=True,
-        communication=True,
-        coordination=False,
-        trust_level="standard",
-        lifecycle={
-            "on_create": 'evolve::append_log(agent_id, "created")',
-            "on_message": "handle(msg)",
-            "on_evolve": "evolve::append_summary(agent_id, evolution_data)",
-            "on_destroy": "bye()",
-        },
+def test_minimal_fixture() -> None:
+    mold = parse_mold(MINIMAL)
+    assert (mold.name, mold.agent_type, mold.capabilities, mold.trust_level) == (
+        "Probe",
+        "AI",
+        ["read"],
+        "standard",
     )
 
 
-def test_parsed_mold_has_no_path() -> None:
-    assert parse_mold(FULL).path is None
+def test_skills_fixture() -> None:
+    assert parse_mold(WITH_SKILLS).skills == ["development", "creative", "office", "home"]
 
 
-def test_minimal_mold_gets_defaults() -> None:
-    assert parse_mold('mold "m"\nagent\n') == Mold(name="m")
+def test_detector_fixture() -> None:
+    mold = parse_mold(DETECTOR)
+    assert mold.capabilities == ["read", "analyze", "report"]
+    assert (mold.learning, mold.communication, mold.memory_limit) == (True, False, "512MB")
+    assert mold.warnings == ()
 
 
-def test_defaults_are_version_1_0_type_ai_and_flags_off() -> None:
-    mold = parse_mold('mold "m"\nagent')
-    assert (mold.version, mold.agent_type, mold.role) == ("1.0", "AI", "")
-    assert (mold.learning, mold.communication, mold.coordination) == (False, False, False)
-    assert (mold.memory_limit, mold.trust_level, mold.lifecycle) == (None, None, {})
-    assert (mold.capabilities, mold.skills, mold.parameters, mold.metadata) == ([], [], {}, {})
+def test_scaffold_fixture_bare_capabilities_line_is_ignored() -> None:
+    mold = parse_mold(SCAFFOLD)
+    assert (mold.role, mold.capabilities) == ("", [])
+    assert (mold.learning, mold.communication, mold.coordination) == (True, True, True)
+    # A keyword alone is ignored silently: it can only mean the default here.
+    assert mold.warnings == ()
 
 
-def test_empty_version_defaults_to_1_0() -> None:
-    assert parse_mold('mold "m" ""\nagent').version == "1.0"
+def test_legacy_json_fixture() -> None:
+    mold = parse_mold(LEGACY_JSON)
+    assert fields(mold) == {
+        "name": "probe_json",
+        "version": "1.0",
+        "type": "AI",
+        "role": "",
+        "capabilities": [],
+        "skills": [],
+        "memory_limit": "256MB",
+        "trust_level": "standard",
+        "learning": True,
+        "communication": True,
+        "coordination": True,
+        "lifecycle": {},
+    }
+    assert mold.warnings == ()
 
 
-def test_bare_name_and_version_are_accepted() -> None:
-    mold = parse_mold("mold worker 3.0\nagent")
-    assert (mold.name, mold.version) == ("worker", "3.0")
+def test_sample_mold_parses_without_warnings() -> None:
+    from dalfleet.mold import sample_mold_path
+
+    mold = parse_mold(sample_mold_path().read_text(encoding="utf-8"))
+    assert (mold.name, mold.agent_type, mold.warnings) == ("worker", "Worker", ())
 
 
-def test_crlf_line_endings_are_accepted() -> None:
-    assert parse_mold(FULL.replace("\n", "\r\n")) == parse_mold(FULL)
+# --------------------------------------------------------------------------- the table
+
+HEAD = 'mold "m"\nagent\n'
+
+# (mold text, {field: value the reference reads}, a fragment of the expected warning or None)
+TABLE: list[tuple[str, dict[str, Any], str | None]] = [
+    # unknown keywords are ignored
+    (HEAD + "  colour blue\n", {}, "unknown keyword 'colour'"),
+    # keywords are case-sensitive: "Type Worker" is not the type
+    (HEAD + "  Type Worker\n", {"type": "AI"}, "case-sensitive"),
+    (HEAD + "  ROLE boss\n", {"role": ""}, "case-sensitive"),
+    # repeated key: the last wins
+    (HEAD + '  role "a"\n  role "b"\n', {"role": "b"}, "given again"),
+    (HEAD + "  capabilities a b\n  capabilities c\n", {"capabilities": ["c"]}, "given again"),
+    # booleans: exactly "key true|false", ASCII case-insensitive, one space
+    (HEAD + "  learning true\n", {"learning": True}, None),
+    (HEAD + "  LEARNING TRUE\n", {"learning": True}, None),
+    (HEAD + "  Communication False\n", {"communication": False}, None),
+    (HEAD + "  learning yes\n", {"learning": False}, "learning true"),
+    (HEAD + "  learning  true\n", {"learning": False}, "one space"),
+    (HEAD + "  learning\ttrue\n", {"learning": False}, "one space"),
+    (HEAD + '  learning "true"\n', {"learning": False}, "learning true"),
+    (HEAD + "  learning true\n  learning false\n", {"learning": False}, "given again"),
+    # escapes: known ones, and an unknown one reads as the character itself
+    (HEAD + '  role "a\\tb\\nc\\"d\\\\e\\rf"\n', {"role": 'a\tb\nc"d\\e\rf'}, None),
+    (HEAD + '  role "a\\qb"\n', {"role": "aqb"}, "unknown escape"),
+    # text after a quoted value is ignored
+    (HEAD + '  role "a" and more\n', {"role": "a"}, "after the quoted value"),
+    (HEAD + '  on_create "x"\n', {"lifecycle": {}}, "before 'lifecycle'"),
+    # bare values
+    (HEAD + "  role Work on it\n", {"role": "Work on it"}, None),
+    (HEAD + "  role\n", {"role": ""}, None),
+    (HEAD + "  role r\n  role\n", {"role": "r"}, "value from line 3 is kept"),
+    (HEAD + "  capabilities a\n  capabilities\n", {"capabilities": ["a"]}, "without a value"),
+    (HEAD + '  role a "b c"\n', {"role": 'a "b c"'}, None),
+    (HEAD + '  capabilities a"b c" "d"\n', {"capabilities": ['a"b', 'c"', "d"]}, None),
+    (HEAD + '  capabilities "a"b\n', {"capabilities": ["a", "b"]}, None),
+    (HEAD + '  capabilities "" x\n', {"capabilities": ["", "x"]}, None),
+    # type and trust_level are the rest of the line, quotes and all
+    (HEAD + "  type custom:MyBot\n", {"type": "custom:MyBot"}, None),
+    (HEAD + '  type "Worker"\n', {"type": '"Worker"'}, None),
+    (HEAD + "  type  worker \n", {"type": "worker"}, None),
+    (HEAD + '  trust_level "high"\n', {"trust_level": '"high"'}, None),
+    # memory_limit is kept as written, whatever it says
+    (HEAD + '  memory_limit "lots"\n', {"memory_limit": "lots"}, "invalid memory_limit"),
+    (HEAD + '  memory_limit "256M"\n', {"memory_limit": "256M"}, "reference cannot read"),
+    (HEAD + "  memory_limit 2GB\n", {"memory_limit": "2GB"}, None),
+    (HEAD + '  memory_limit " 1 MB "\n', {"memory_limit": "1 MB"}, None),
+    # the mold line: three values, bare values, an empty version
+    ('mold "m" "2" "3"\nagent\n', {"version": "2"}, "after the mold name"),
+    ("mold m 2.5\nagent\n", {"name": "m", "version": "2.5"}, None),
+    ('mold "m" ""\nagent\n', {"version": "1.0"}, None),
+    ('mold "m"x\nagent\n', {"name": "m", "version": "x"}, None),
+    ('mold "m"\nAGENT\n', {"name": "m"}, None),
+    # comments: "//" cuts the line anywhere, even in quotes (the reference's rule)
+    (HEAD + "  role a // note\n", {"role": "a"}, None),
+    (HEAD + '  role "x" "y // z"\n', {"role": "x"}, "after the quoted value"),
+    (HEAD + '  role a "b // c"\n', {"role": 'a "b'}, None),
+    (HEAD + "  capabilities read/write\n", {"capabilities": ["read/write"]}, None),
+    # the lifecycle section: unknown hooks skipped; the first other line ends the mold
+    (
+        HEAD + 'lifecycle\n  on_create "a"\n  on_wake "b"\n  on_destroy "c"\n',
+        {"lifecycle": {"on_create": "a", "on_destroy": "c"}},
+        "unknown hook 'on_wake'",
+    ),
+    (
+        HEAD + 'lifecycle\n  on_create "a"\n  role "late"\n  on_evolve "b"\n',
+        {"role": "", "lifecycle": {"on_create": "a"}},
+        "every line after it are ignored",
+    ),
+    (
+        HEAD + 'lifecycle\n  on_create "a"\n  on_create "b"\n',
+        {"lifecycle": {"on_create": "b"}},
+        "given again",
+    ),
+    (HEAD + "lifecycle\n  on_create\n", {"lifecycle": {}}, "without a value"),
+    (HEAD + "LifeCycle\n  on_message hi there\n", {"lifecycle": {"on_message": "hi there"}}, None),
+    (HEAD + "lifecycle\n  On_Create x\n", {"lifecycle": {}}, "every line after it"),
+    # lines break at \n only; \r\n works; other separators stay inside a line
+    ('mold "m"\r\nagent\r\n  role r\r\n', {"role": "r"}, None),
+    (HEAD + "  role a\x0bb\n", {"role": "a\x0bb"}, None),
+    # non-ASCII text is read right (the reference garbles it byte by byte)
+    (HEAD + '  role "café ☕"\n', {"role": "café ☕"}, None),
+    ('mold "größe"\nagent\n', {"name": "größe"}, None),
+    # a repeated mold/agent line inside the agent section is ignored
+    (HEAD + "  agent\n", {}, "only once"),
+]
 
 
-def test_leading_byte_order_mark_is_ignored() -> None:
-    assert parse_mold("\ufeff" + FULL) == parse_mold(FULL)
+@pytest.mark.parametrize(("text", "expected", "warning"), TABLE)
+def test_reference_table(text: str, expected: dict[str, Any], warning: str | None) -> None:
+    mold = parse_mold(text)
+    got = fields(mold)
+    assert {key: got[key] for key in expected} == expected
+    if warning is None:
+        assert mold.warnings == ()
+    else:
+        assert any(warning in w for w in mold.warnings), mold.warnings
+        with pytest.raises(MoldError, match="strict"):
+            parse_mold(text, strict=True)
 
 
-def test_keywords_are_case_insensitive() -> None:
-    mold = parse_mold('MOLD "m"\nAgent\n  ROLE r\n  Learning TRUE\nLIFECYCLE\n  On_Create x')
-    assert (mold.role, mold.learning, mold.lifecycle) == ("r", True, {"on_create": "x"})
+def test_defaults_of_a_minimal_mold() -> None:
+    assert fields(parse_mold(HEAD)) == {
+        "name": "m",
+        "version": "1.0",
+        "type": "AI",
+        "role": "",
+        "capabilities": [],
+        "skills": [],
+        "memory_limit": None,
+        "trust_level": None,
+        "learning": False,
+        "communication": False,
+        "coordination": False,
+        "lifecycle": {},
+    }
 
 
-def test_leading_whitespace_before_keywords_is_allowed() -> None:
-    assert parse_mold('   mold "m"\n\t agent\n\t\ttype IDE').agent_type == "IDE"
+def test_warnings_name_the_line() -> None:
+    mold = parse_mold('// c\n\nmold "m"\nagent\n  colour blue\n')
+    assert mold.warnings == ("line 5: unknown keyword 'colour' is ignored",)
 
 
-# --------------------------------------------------------------------------- comments and blanks
-
-
-def test_blank_lines_and_comment_lines_are_ignored() -> None:
-    text = '// header\n\n   \nmold "m"\n// between\n\nagent\n  // inside\n  role r\n'
-    assert parse_mold(text).role == "r"
-
-
-def test_comment_after_a_value_is_dropped() -> None:
-    assert parse_mold(agent("role Helper   // trailing")).role == "Helper"
-
-
-def test_double_slash_inside_quotes_is_not_a_comment() -> None:
-    mold = parse_mold(agent('role "see http://example.com" // real comment'))
-    assert mold.role == "see http://example.com"
-
-
-def test_double_slash_inside_a_quoted_list_item_is_kept() -> None:
-    assert parse_mold(agent('capabilities "a//b" c')).capabilities == ["a//b", "c"]
-
-
-def test_single_slash_in_a_bare_value_is_kept() -> None:
-    assert parse_mold(agent("capabilities read/write")).capabilities == ["read/write"]
-
-
-def test_comment_only_text_is_an_error() -> None:
-    assert "no 'mold' line" in parse_error("// nothing\n\n// here\n")
-
-
-# --------------------------------------------------------------------------- values
-
-
-def test_bare_role_is_the_trimmed_rest_of_the_line() -> None:
-    assert parse_mold(agent("role   Work on the  queue  ")).role == "Work on the  queue"
-
-
-def test_quoted_role_keeps_inner_spaces() -> None:
-    assert parse_mold(agent('role "  padded  "')).role == "  padded  "
-
-
-def test_list_mixes_quoted_and_bare_items() -> None:
-    mold = parse_mold(agent('capabilities read "write files" exec'))
-    assert mold.capabilities == ["read", "write files", "exec"]
-
-
-def test_empty_list_keyword_gives_empty_list() -> None:
-    assert parse_mold(agent("skills")).skills == []
-
-
-def test_trust_level_is_kept_for_display() -> None:
-    assert parse_mold(agent("trust_level trusted")).trust_level == "trusted"
-
-
-def test_text_after_a_quoted_single_value_is_an_error() -> None:
-    message = parse_error(agent('role "a" b'))
-    assert "unexpected 'b'" in message
-    assert "line 3" in message
-
-
-def test_single_value_keyword_without_value_is_an_error() -> None:
-    assert "'role' needs a value" in parse_error(agent("role"))
-
-
-def test_repeated_keyword_is_an_error_naming_both_lines() -> None:
-    message = parse_error(agent("role a", "role b"))
-    assert "'role' is given twice (first on line 3)" in message
-    assert "line 4" in message
-
-
-# --------------------------------------------------------------------------- escapes and quotes
+# ------------------------------------------------------------------ errors, as in the reference
 
 
 @pytest.mark.parametrize(
-    ("escaped", "value"),
-    [("\\n", "\n"), ("\\t", "\t"), ("\\r", "\r"), ('\\"', '"'), ("\\\\", "\\")],
+    ("text", "fragment"),
+    [
+        ("", "empty"),
+        ("  \n\t\n", "empty"),
+        ("// only\n// comments\n", "no 'mold' line"),
+        ("agent\n", "expected 'mold"),
+        ("mold\tm\nagent\n", "expected 'mold"),
+        ("Mold m\nagent\n", "expected 'mold"),
+        ("MOLD\nagent\n", "name is required"),
+        ('mold ""\nagent\n', "name is required"),
+        ('mold "m\nagent\n', "unterminated"),
+        ('mold "m" "1\nagent\n', "unterminated"),
+        ('mold "m"\n', "found the end"),
+        ('mold "m"\nagent x\n', "expected 'agent'"),
+        ('mold "m"\n  role r\nagent\n', "expected 'agent'"),
+        (HEAD + '  role "open\n', "unterminated"),
+        (HEAD + '  capabilities "a" "b\n', "unterminated"),
+        (HEAD + 'lifecycle\n  on_create "x\\\n', "unterminated"),
+    ],
 )
-def test_escape_sequences_in_quoted_strings(escaped: str, value: str) -> None:
-    assert parse_mold(agent(f'role "a{escaped}b"')).role == f"a{value}b"
+def test_what_the_reference_refuses_is_refused(text: str, fragment: str) -> None:
+    with pytest.raises(MoldError, match=fragment):
+        parse_mold(text, source="t.mold.dal")
 
 
-def test_escaped_quote_does_not_end_the_string() -> None:
-    assert (
-        parse_mold(agent('role "say \\"hi\\" // not a comment"')).role
-        == 'say "hi" // not a comment'
-    )
+def test_double_slash_in_quotes_gets_a_hint() -> None:
+    with pytest.raises(MoldError, match="'//' starts a comment even inside quotes"):
+        parse_mold(HEAD + '  role "see http://example.com"\n')
 
 
-def test_unknown_escape_is_an_error() -> None:
-    message = parse_error(agent('role "C:\\data"'))
-    assert "unknown escape '\\d'" in message
-    assert "line 3" in message
+def test_error_names_the_source_and_line() -> None:
+    with pytest.raises(MoldError, match=r"\(t\.mold\.dal line 3\)"):
+        parse_mold(HEAD + '  role "open\n', source="t.mold.dal")
 
 
-def test_unterminated_quote_is_an_error_with_line() -> None:
-    message = parse_error(agent('role "never closed'))
-    assert "unterminated quoted string" in message
-    assert "t.mold.dal line 3" in message
+def test_text_over_one_mebibyte_is_refused() -> None:
+    with pytest.raises(MoldError, match="too large"):
+        parse_mold(HEAD + "// " + "x" * (1024 * 1024))
 
 
-def test_backslash_before_end_of_line_leaves_quote_unterminated() -> None:
-    assert "unterminated quoted string" in parse_error(agent('role "abc\\"'))
+def test_byte_order_mark_is_ignored() -> None:
+    assert parse_mold("\ufeff" + RUNNER) == parse_mold(RUNNER)
 
 
-def test_quoted_string_does_not_span_lines() -> None:
-    assert "unterminated" in parse_error(agent('role "one', 'two"'))
+def test_non_string_text_is_a_mold_error() -> None:
+    with pytest.raises(MoldError, match="must be a string"):
+        parse_mold(b"mold m\nagent")  # type: ignore[arg-type]
 
 
-def test_unterminated_quote_on_mold_line_is_an_error() -> None:
-    assert "line 1" in parse_error('mold "m\nagent')
-
-
-# --------------------------------------------------------------------------- structure
-
-
-def test_empty_text_is_an_error() -> None:
-    assert "mold is empty (t.mold.dal)" in parse_error("")
-
-
-def test_whitespace_only_text_is_an_error() -> None:
-    assert "mold is empty" in parse_error(" \n\t \n")
-
-
-def test_first_line_must_be_mold() -> None:
-    message = parse_error('agent\nmold "m"')
-    assert "expected 'mold \"NAME\" [\"VERSION\"]' first, got 'agent'" in message
-    assert "line 1" in message
-
-
-def test_first_non_blank_line_is_counted_for_the_error() -> None:
-    assert "line 3" in parse_error("\n// c\nrole x\n")
-
-
-def test_mold_without_name_is_an_error() -> None:
-    assert "mold name is required" in parse_error("mold\nagent")
-
-
-def test_mold_with_empty_quoted_name_is_an_error() -> None:
-    assert "mold name is required" in parse_error('mold ""\nagent')
-
-
-def test_mold_with_three_values_is_an_error() -> None:
-    assert "got 3 values" in parse_error('mold "a" "1" "x"\nagent')
-
-
-def test_second_line_must_be_agent() -> None:
-    message = parse_error('mold "m"\n  type AI\nagent')
-    assert "expected 'agent' after the mold line, got 'type AI'" in message
-    assert "line 2" in message
-
-
-def test_mold_line_alone_is_an_error() -> None:
-    assert "expected an 'agent' line" in parse_error('mold "m"  // only this\n\n')
-
-
-def test_agent_line_takes_no_value() -> None:
-    assert "'agent' takes no value" in parse_error('mold "m"\nagent AI')
-
-
-def test_second_mold_line_is_an_error() -> None:
-    assert "may appear only once" in parse_error(agent('mold "again"'))
-
-
-def test_second_agent_section_is_an_error() -> None:
-    assert "may appear only once" in parse_error(agent("role r") + "lifecycle\nagent\n")
-
-
-def test_line_starting_with_a_quoted_string_is_an_error() -> None:
-    assert "expected a keyword" in parse_error(agent('"role" x'))
-
-
-def test_unknown_agent_keyword_is_an_error_naming_it_and_the_line() -> None:
-    message = parse_error(agent("role r", "colour blue"))
-    assert "unknown keyword 'colour' in the agent section" in message
-    assert "t.mold.dal line 4" in message
-
-
-def test_hook_in_agent_section_is_an_error_with_hint() -> None:
-    assert "'lifecycle' section" in parse_error(agent('on_create "x"'))
-
-
-def test_unknown_lifecycle_keyword_is_an_error() -> None:
-    message = parse_error(agent() + "lifecycle\n  on_boot x\n")
-    assert "unknown keyword 'on_boot' in the lifecycle section" in message
-    assert "line 4" in message
-
-
-def test_agent_keyword_after_lifecycle_is_an_error() -> None:
-    assert "unknown keyword 'role'" in parse_error(agent() + "lifecycle\n  role r\n")
-
-
-def test_lifecycle_hooks_are_kept_as_text() -> None:
-    hook = "os.system('rm -rf /')"
-    mold = parse_mold(agent() + f'lifecycle\n  on_destroy "{hook}"\n  on_create bare text\n')
-    assert mold.lifecycle == {"on_destroy": hook, "on_create": "bare text"}
-
-
-def test_empty_lifecycle_section_gives_no_hooks() -> None:
-    assert parse_mold(agent("role r") + "lifecycle\n").lifecycle == {}
-
-
-def test_error_names_the_source() -> None:
-    with pytest.raises(MoldError, match=r"/x/w\.mold\.dal line 3"):
-        parse_mold(agent("bogus 1"), source="/x/w.mold.dal")
-
-
-def test_text_over_one_mebibyte_is_rejected() -> None:
-    text = agent("role r") + "// " + "x" * (1024 * 1024)
-    assert "too large" in parse_error(text)
-
-
-# --------------------------------------------------------------------------- agent type
+# --------------------------------------------------------------------------- agent types
 
 
 @pytest.mark.parametrize(
-    ("written", "normalized"),
+    ("written", "canonical"),
     [
         ("AI", "AI"),
         ("ai", "AI"),
+        ("Worker", "Worker"),
+        ("WORKER", "Worker"),
         ("system", "System"),
-        ("SYSTEM", "System"),
-        ("worker", "Worker"),
-        ("wOrKeR", "Worker"),
         ("ide", "IDE"),
-        ('"Worker"', "Worker"),
+        ("custom:MyBot", "custom:MyBot"),
+        ("CUSTOM:MyBot", "custom:MyBot"),
+        ("custom:", "custom:"),
     ],
 )
-def test_agent_type_is_case_insensitive_and_normalized(written: str, normalized: str) -> None:
-    assert parse_mold(agent(f"type {written}")).agent_type == normalized
+def test_agent_type_is_kept_as_written_and_checked_when_used(written: str, canonical: str) -> None:
+    mold = parse_mold(HEAD + f"  type {written}\n")
+    assert mold.agent_type == written
+    assert agent_type_of(mold) == canonical
 
 
-def test_custom_agent_type_keeps_its_name() -> None:
-    assert parse_mold(agent("type custom:Crawler")).agent_type == "custom:Crawler"
+@pytest.mark.parametrize("written", ["Robot", '"Worker"', "work er"])
+def test_unknown_agent_type_parses_but_cannot_make_agents(written: str) -> None:
+    mold = parse_mold(HEAD + f"  type {written}\n")
+    with pytest.raises(MoldError, match=f"^unknown agent type in mold: {written}"):
+        agent_type_of(mold)
 
 
-def test_custom_prefix_is_case_insensitive() -> None:
-    assert parse_mold(agent("type CUSTOM: Crawler")).agent_type == "custom:Crawler"
-
-
-def test_custom_type_without_name_is_unknown() -> None:
-    assert "unknown agent type in mold: custom:" in parse_error(agent("type custom:"))
-
-
-def test_unknown_agent_type_message() -> None:
-    message = parse_error(agent("role r", "type Robot"))
-    assert message.startswith("unknown agent type in mold: Robot")
-    assert message == "unknown agent type in mold: Robot (t.mold.dal line 4)"
-
-
-# --------------------------------------------------------------------------- booleans
-
-
-@pytest.mark.parametrize("key", ["learning", "communication", "coordination"])
-def test_boolean_keys_accept_true_and_false(key: str) -> None:
-    assert getattr(parse_mold(agent(f"{key} true")), key) is True
-    assert getattr(parse_mold(agent(f"{key} False")), key) is False
-
-
-@pytest.mark.parametrize("value", ["yes", "1", "on", '"maybe"', "true false"])
-def test_boolean_other_than_true_or_false_is_an_error(value: str) -> None:
-    message = parse_error(agent(f"learning {value}"))
-    assert "learning must be true or false" in message
-    assert "line 3" in message
-
-
-def test_boolean_without_value_is_an_error() -> None:
-    assert "'coordination' needs a value" in parse_error(agent("coordination"))
-
-
-# --------------------------------------------------------------------------- memory limit
-
-
-def test_memory_limit_is_kept_as_written() -> None:
-    assert parse_mold(agent('memory_limit "2 GB"')).memory_limit == "2 GB"
+# --------------------------------------------------------------------------- memory limits
 
 
 @pytest.mark.parametrize(
@@ -388,149 +397,127 @@ def test_memory_limit_is_kept_as_written() -> None:
         ("256MB", 256 * 1024**2),
         ("256mb", 256 * 1024**2),
         ("256 MB", 256 * 1024**2),
-        ("64KB", 64 * 1024),
         ("2GB", 2 * 1024**3),
-        ("2G", 2 * 1024**3),
-        ("512M", 512 * 1024**2),
-        ("8k", 8 * 1024),
-        ("1GiB", 1024**3),
-        ("3MiB", 3 * 1024**2),
-        ("7KiB", 7 * 1024),
+        ("512KB", 512 * 1024),
         ("4096", 4096),
-        ("4096B", 4096),
-        (" 1 gb ", 1024**3),
+        ("256M", 256 * 1024**2),
+        ("1MiB", 1024**2),
     ],
 )
-def test_memory_limit_bytes_units(value: str, expected: int) -> None:
+def test_memory_limit_bytes(value: str, expected: int) -> None:
     assert memory_limit_bytes(value) == expected
 
 
-@pytest.mark.parametrize(
-    "value",
-    ["lots", "", "MB", "1.5GB", "-1MB", "0MB", "10TB", "12 M B", "\u0661\u0662MB", "9" * 40],
-)
-def test_memory_limit_bytes_rejects_anything_else(value: str) -> None:
-    with pytest.raises(MoldError, match="invalid memory_limit"):
+@pytest.mark.parametrize("value", ["lots", "", "0MB", "1.5GB", "-1MB", "MB", "1TB"])
+def test_memory_limit_bytes_refuses_anything_else(value: str) -> None:
+    with pytest.raises(MoldError):
         memory_limit_bytes(value)
 
 
-def test_bad_memory_limit_is_a_parse_error_naming_the_line() -> None:
-    message = parse_error(agent("role r", "memory_limit lots"))
-    assert "invalid memory_limit 'lots'" in message
-    assert "t.mold.dal line 4" in message
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("256MB", 256 * 1024**2),
+        ("256 mb", 256 * 1024**2),
+        ("4096", 4096),
+        ("256M", 2),  # the reference's bug: not a unit it knows, so its fallback
+        ("lots", 2),
+        ("", None),
+    ],
+)
+def test_reference_memory_reading(value: str, expected: int | None) -> None:
+    assert reference_memory_bytes(value) == expected
 
 
 # --------------------------------------------------------------------------- legacy JSON
 
-LEGACY = {
-    "name": "legacy",
-    "version": "0.9",
-    "agent": {
-        "type": "system",
-        "role": "Old {{env}}",
-        "capabilities": ["read"],
-        "skills": ["ops"],
-        "trustLevel": "standard",
-        "learning": True,
-        "communication": False,
-        "coordination": True,
-        "memoryLimit": "1GB",
-    },
-    "parameters": {"p": "v"},
-    "metadata": {"team": "core", "n": 3},
-    "dependencies": ["ignored"],
-    "lifecycle": {"onCreate": "a()", "onMessage": "b()", "onEvolve": "c()", "onDestroy": "d()"},
-}
+
+def test_json_without_a_name_takes_the_reference_defaults() -> None:
+    mold = parse_mold('{"agent": {"role": "r"}}')
+    assert (mold.name, mold.version, mold.agent_type, mold.role) == ("", "", "", "r")
+    with pytest.raises(MoldError, match=r"^unknown agent type in mold: $"):
+        agent_type_of(mold)
 
 
-def json_error(doc: object) -> str:
-    return parse_error(json.dumps(doc))
+def test_json_empty_object() -> None:
+    mold = parse_mold("{}")
+    assert fields(mold)["name"] == "" and mold.capabilities == [] and not mold.learning
 
 
-def test_legacy_json_parses_every_field() -> None:
-    assert parse_mold(json.dumps(LEGACY, indent=2)) == Mold(
-        name="legacy",
-        version="0.9",
-        agent_type="System",
-        role="Old {{env}}",
-        capabilities=["read"],
-        skills=["ops"],
-        memory_limit="1GB",
-        learning=True,
-        communication=False,
-        coordination=True,
-        trust_level="standard",
-        parameters={"p": "v"},
-        metadata={"team": "core", "n": 3},
-        lifecycle={
-            "on_create": "a()",
-            "on_message": "b()",
-            "on_evolve": "c()",
-            "on_destroy": "d()",
+def test_json_reads_every_field() -> None:
+    doc = {
+        "name": "w",
+        "version": "3",
+        "agent": {
+            "type": "custom:Bot",
+            "role": "r {{x}}",
+            "capabilities": ["a"],
+            "skills": ["s"],
+            "trustLevel": "t",
+            "learning": True,
+            "communication": False,
+            "coordination": True,
+            "memoryLimit": "1GB",
         },
-    )
+        "parameters": {"p": "v"},
+        "dependencies": ["d"],
+        "metadata": {"team": "ops", "n": 3, "tags": ["x"]},
+        "lifecycle": {"onCreate": "c", "onMessage": "m", "onEvolve": None, "onDestroy": "d"},
+    }
+    mold = parse_mold(json.dumps(doc))
+    assert (mold.agent_type, mold.trust_level, mold.memory_limit) == ("custom:Bot", "t", "1GB")
+    assert (mold.parameters, mold.dependencies) == ({"p": "v"}, ["d"])
+    assert mold.metadata == {"team": "ops", "n": 3, "tags": ["x"]}
+    assert mold.lifecycle == {"on_create": "c", "on_message": "m", "on_destroy": "d"}
+    assert mold.warnings == ()
 
 
-def test_legacy_json_is_detected_after_leading_whitespace() -> None:
-    assert parse_mold('\n   {"name": "x"}').name == "x"
+def test_json_unknown_keys_are_ignored_with_a_warning() -> None:
+    mold = parse_mold('{"name": "w", "colour": 1, "agent": {"trust_level": "x"}}')
+    assert mold.trust_level is None
+    assert len(mold.warnings) == 2
 
 
-def test_legacy_json_minimal_gets_defaults() -> None:
-    assert parse_mold('{"name": "x"}') == Mold(name="x")
+def test_json_snake_case_hooks_are_unknown_as_in_the_reference() -> None:
+    mold = parse_mold('{"name": "w", "lifecycle": {"on_create": "x"}}')
+    assert mold.lifecycle == {}
+    assert mold.warnings
 
 
-def test_legacy_json_missing_name_is_an_error() -> None:
-    assert "$.name" in json_error({"version": "1.0"})
+def test_json_repeated_metadata_key_keeps_the_last() -> None:
+    assert parse_mold('{"name": "w", "metadata": {"a": 1, "a": 2}}').metadata == {"a": 2}
 
 
-def test_legacy_json_name_not_a_string_is_an_error() -> None:
-    message = json_error({"name": 7})
-    assert "invalid mold JSON at $.name: expected a string, got a number" in message
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('{"name": "a", "name": "b"}', "given twice"),
+        ('{"name": 3}', r"\$\.name: expected a string"),
+        ('{"name": null}', "expected a string"),
+        ('{"agent": null}', "expected an object"),
+        ('{"agent": {"learning": "yes"}}', "true or false"),
+        ('{"agent": {"capabilities": ["a", 1]}}', r"capabilities\[1\]"),
+        ('{"parameters": {"a": 1}}', "expected a string"),
+        ('{"lifecycle": {"onCreate": 1}}', "expected a string"),
+        ('{"name": "w"', "invalid mold JSON"),
+        ('{"name": "w"} x', "invalid mold JSON"),
+        ('{"metadata": {"x": NaN}}', "invalid mold JSON"),
+        ('{"name": "\\ud800"}', "surrogate"),
+        ("{" * 100000, "invalid mold JSON"),
+    ],
+)
+def test_json_the_reference_refuses(text: str, fragment: str) -> None:
+    with pytest.raises(MoldError, match=fragment):
+        parse_mold(text)
 
 
-def test_legacy_json_capabilities_not_a_list_is_an_error() -> None:
-    message = json_error({"name": "x", "agent": {"capabilities": "read"}})
-    assert "$.agent.capabilities: expected a list of strings, got a string" in message
+def test_a_line_of_many_items_parses() -> None:
+    # Tokens are read by position: a 1 MiB line of items stays linear work.
+    mold = parse_mold(HEAD + "  capabilities " + "a " * 300_000)
+    assert len(mold.capabilities) == 300_000
 
 
-def test_legacy_json_capability_not_a_string_names_its_index() -> None:
-    message = json_error({"name": "x", "agent": {"capabilities": ["a", 2]}})
-    assert "$.agent.capabilities[1]: expected a string" in message
-
-
-def test_legacy_json_boolean_must_be_a_boolean() -> None:
-    assert "$.agent.learning: expected true or false" in json_error(
-        {"name": "x", "agent": {"learning": "yes"}}
-    )
-
-
-def test_legacy_json_agent_must_be_an_object() -> None:
-    assert "$.agent: expected an object" in json_error({"name": "x", "agent": []})
-
-
-def test_legacy_json_lifecycle_hook_must_be_a_string() -> None:
-    assert "$.lifecycle.onCreate" in json_error({"name": "x", "lifecycle": {"onCreate": 1}})
-
-
-def test_legacy_json_unknown_type_message() -> None:
-    message = json_error({"name": "x", "agent": {"type": "Robot"}})
-    assert message.startswith("unknown agent type in mold: Robot")
-
-
-def test_legacy_json_bad_memory_limit_is_an_error() -> None:
-    message = json_error({"name": "x", "agent": {"memoryLimit": "lots"}})
-    assert "$.agent.memoryLimit: invalid memory_limit 'lots'" in message
-
-
-def test_legacy_json_invalid_syntax_reports_line_and_column() -> None:
-    message = parse_error('{\n  "name": "x",\n  oops\n}')
-    assert message.startswith("invalid mold JSON")
-    assert "line 3 column 3" in message
-
-
-def test_legacy_json_trailing_garbage_is_an_error() -> None:
-    assert "invalid mold JSON" in parse_error('{"name": "x"} extra')
-
-
-def test_legacy_json_deep_nesting_is_a_mold_error() -> None:
-    assert "invalid mold JSON" in parse_error('{"a": ' + "[" * 200_000)
+def test_warnings_are_capped_and_counted() -> None:
+    mold = parse_mold(HEAD + "  colour x\n" * 500)
+    assert len(mold.warnings) == 101
+    assert mold.warnings[-1] == "and 400 more warnings"

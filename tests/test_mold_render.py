@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dalfleet.errors import InvalidArgumentError
+from dalfleet.errors import InvalidArgumentError, MoldError
 from dalfleet.models import AgentSpec
-from dalfleet.mold import Mold, parse_mold, parse_params, render
+from dalfleet.mold import DEFAULT_SKILLS, Mold, parse_mold, parse_params, render
 
 MOLD = Mold(
     name="worker",
@@ -45,6 +45,40 @@ def test_render_builds_the_spec_from_the_mold() -> None:
         metadata={"mold_name": "worker", "mold_version": "2.0", "env": "prod", "team": "core"},
         lifecycle={"on_create": "setup({{env}})"},
     )
+
+
+def test_mold_without_skills_gets_the_default_learning_path() -> None:
+    spec = render(Mold(name="m"), "a")
+    assert spec.skills == list(DEFAULT_SKILLS) == ["development", "creative", "office", "home"]
+
+
+def test_mold_metadata_is_merged_under_name_version_and_params() -> None:
+    mold = parse_mold(
+        '{"name": "m", "version": "2", "agent": {"type": "AI"},'
+        ' "metadata": {"team": "ops", "mold_name": "spoof", "env": "dev", "n": 3, "x": [1]}}'
+    )
+    spec = render(mold, "a", {"env": "prod"})
+    assert spec.metadata == {
+        "team": "ops",
+        "mold_name": "m",
+        "mold_version": "2",
+        "env": "prod",
+        "n": "3",
+        "x": "[1]",
+    }
+
+
+@pytest.mark.parametrize(
+    ("written", "canonical"),
+    [("worker", "Worker"), (" IDE ", "IDE"), ("custom:MyBot", "custom:MyBot")],
+)
+def test_agent_type_is_written_canonically(written: str, canonical: str) -> None:
+    assert render(Mold(name="m", agent_type=written), "a").agent_type == canonical
+
+
+def test_unknown_agent_type_is_the_reference_error() -> None:
+    with pytest.raises(MoldError, match=r"^unknown agent type in mold: Robot$"):
+        render(Mold(name="m", agent_type="Robot"), "a")
 
 
 def test_role_placeholders_are_substituted() -> None:

@@ -13,27 +13,62 @@ from dalfleet.mold.model import (
     LIFECYCLE_HOOKS,
     MAX_MOLD_SIZE,
     Mold,
+    agent_type_of,
     memory_limit_bytes,
+    memory_problem,
     normalize_agent_type,
+    reference_memory_bytes,
 )
 from dalfleet.mold.parse import parse_mold
-from dalfleet.mold.render import RESERVED_PARAMS, parse_params, render, substitute
-from dalfleet.mold.resolve import load_mold, read_mold_file, resolve_mold, sample_mold_path
+from dalfleet.mold.principal import DEFAULT_TRUST_LEVEL, TRUST_ENV, principal_trust_level
+from dalfleet.mold.render import (
+    DEFAULT_SKILLS,
+    RESERVED_PARAMS,
+    parse_params,
+    render,
+    substitute,
+)
+from dalfleet.mold.resolve import (
+    MOLD_SUFFIXES,
+    is_mold_file_name,
+    list_local_molds,
+    load_mold,
+    read_mold_file,
+    resolve_mold,
+    sample_mold_path,
+    samples_dir,
+    validate_mold,
+)
+from dalfleet.mold.scaffold import scaffold_mold, scaffold_text
 
 __all__ = [
     "AGENT_TYPES",
+    "DEFAULT_SKILLS",
+    "DEFAULT_TRUST_LEVEL",
     "LIFECYCLE_HOOKS",
     "MAX_MOLD_SIZE",
+    "MOLD_SUFFIXES",
     "RESERVED_PARAMS",
+    "TRUST_ENV",
     "Mold",
+    "agent_type_of",
+    "is_mold_file_name",
+    "list_local_molds",
     "load_mold",
     "memory_limit_bytes",
+    "memory_problem",
     "normalize_agent_type",
     "parse_mold",
     "parse_params",
+    "principal_trust_level",
     "read_mold_file",
+    "reference_memory_bytes",
     "render",
     "resolve_mold",
     "sample_mold_path",
+    "samples_dir",
+    "scaffold_mold",
+    "scaffold_text",
     "substitute",
+    "validate_mold",
 ]

@@ -1,5 +1,12 @@
 """Parse mold text: the line-oriented ``.mold.dal`` format and the legacy JSON form.
 
+The rules are the reference implementation's, step for step (SPEC §4): every mold
+the reference accepts is accepted here and read to the same fields. Where the
+reference silently ignores something (an unknown keyword, a repeated key, a value
+after a quoted string, ``learning yes`` …) the mold still parses and the reason is
+kept in :attr:`Mold.warnings` (and logged); ``strict=True`` turns those warnings
+into a :class:`~dalfleet.errors.MoldError`.
+
 Both parsers are linear in the size of the input and raise only
 :class:`~dalfleet.errors.MoldError`, whatever string they are given. Nothing in
 a mold is ever evaluated: lifecycle hooks are kept as text.
@@ -8,54 +15,58 @@ a mold is ever evaluated: lifecycle hooks are kept as text.
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Callable
 from typing import Any, NoReturn
-
-import attrs
 
 from dalfleet.errors import MoldError
 from dalfleet.mold.model import (
-    LIFECYCLE_HOOKS,
     MAX_MOLD_SIZE,
+    RUST_WHITESPACE,
     Mold,
     _excerpt,
-    memory_limit_bytes,
-    normalize_agent_type,
+    memory_problem,
 )
 
-__all__ = ["parse_mold"]
+__all__ = ["parse_mold", "rust_trim"]
 
-_WS = re.compile(r"\s+")
-# A bare token runs to whitespace, a quote or a "//" comment; a single "/" is part of it.
-_BARE = re.compile(r'(?:[^\s"/]|/(?!/))+')
-# Plain characters inside a quoted string, up to the next quote or backslash.
-_PLAIN = re.compile(r'[^"\\]*')
+_RUST_WS = frozenset(RUST_WHITESPACE)
+_WS_CLASS = "[" + re.escape(RUST_WHITESPACE) + "]"
+_WS_RUN = re.compile(_WS_CLASS + "*")
+_BARE_TOKEN = re.compile("[^" + re.escape(RUST_WHITESPACE) + "]+")
+# A quoted string as the reference scans it: a backslash takes the next character along.
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+#: At most this many warnings are kept per mold; the rest are counted.
+MAX_WARNINGS = 100
+
 _ESCAPES: dict[str, str] = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
 
-_SINGLE_KEYS = frozenset({"type", "role", "memory_limit", "trust_level"})
-_LIST_KEYS = frozenset({"capabilities", "skills"})
-_BOOL_KEYS = frozenset({"learning", "communication", "coordination"})
-_AGENT_KEYS = _SINGLE_KEYS | _LIST_KEYS | _BOOL_KEYS
-_SECTIONS = frozenset({"mold", "agent", "lifecycle"})
-
-_JSON_LIFECYCLE: dict[str, str] = {
-    "onCreate": "on_create",
-    "onMessage": "on_message",
-    "onEvolve": "on_evolve",
-    "onDestroy": "on_destroy",
-}
+# Keywords the reference reads in the agent section (each followed by one space).
+_VALUE_KEYS = ("type", "role", "capabilities", "memory_limit", "trust_level", "skills")
+_FLAG_KEYS = ("learning", "communication", "coordination")
+_HOOKS = ("on_create", "on_message", "on_evolve", "on_destroy")
+_KNOWN_WORDS = frozenset(_VALUE_KEYS + _FLAG_KEYS + _HOOKS + ("mold", "agent", "lifecycle"))
 
 
-def parse_mold(text: str, source: str = "<mold>") -> Mold:
-    """Parse a mold from ``text``.
+def rust_trim(text: str) -> str:
+    """``text`` without leading and trailing ``White_Space``, as Rust trims. Never raises."""
+    return text.strip(RUST_WHITESPACE)
+
+
+def parse_mold(text: str, source: str = "<mold>", *, strict: bool = False) -> Mold:
+    """Parse a mold from ``text``, exactly as the reference implementation does.
 
     Text whose first non-whitespace character is ``{`` is read as the legacy JSON
-    form; anything else as ``.mold.dal``. ``source`` names the text in error
-    messages (a file path, usually). The returned mold has ``path=None``.
+    form; anything else as ``.mold.dal``. ``source`` names the text in messages (a
+    file path, usually). The returned mold has ``path=None``; what the reference
+    would silently ignore is listed in its ``warnings``.
 
     Raises:
-        MoldError: the text is empty, larger than 1 MiB, or not a valid mold; the
-            message names ``source`` and the line (or JSON path) and says why.
+        MoldError: the text is empty, larger than 1 MiB, or a mold the reference
+            refuses too (no ``mold NAME`` line, no ``agent`` line, an unterminated
+            quoted string, invalid JSON …); with ``strict=True``, also any warning.
+            The message names ``source`` and the line (or JSON path) and says why.
     """
     if not isinstance(text, str):
         raise MoldError(f"mold text must be a string, not {type(text).__name__} ({source})")
@@ -63,292 +74,452 @@ def parse_mold(text: str, source: str = "<mold>") -> Mold:
         raise MoldError(
             f"mold is too large: {len(text)} characters, the limit is {MAX_MOLD_SIZE} ({source})"
         )
-    # Editors on Windows may prefix a byte-order mark; it is not content.
+    # Editors on Windows may prefix a byte-order mark; it is not content. (The
+    # reference refuses such a file: this is one place dalfleet accepts more.)
     if text.startswith("\ufeff"):
         text = text[1:]
-    stripped = text.lstrip()
-    if not stripped:
+    content = rust_trim(text)
+    if not content:
         raise MoldError(f"mold is empty ({source})")
-    if stripped.startswith("{"):
-        return _parse_json(text, source)
-    return _DalParser(source).parse(text)
+    if content.startswith("{"):
+        mold = _parse_json(content, source)
+    else:
+        mold = _DalParser(source).parse(content)
+    if strict and mold.warnings:
+        raise MoldError(f"{mold.warnings[0]} ({source}; strict mode turns warnings into errors)")
+    return mold
 
 
 # --------------------------------------------------------------------------- .mold.dal
 
 
-@attrs.frozen
-class _Token:
-    text: str
-    quoted: bool
-    start: int
-
-
 class _DalParser:
-    """One pass over the lines of a ``.mold.dal`` text."""
+    """The reference's ``.mold.dal`` reader, with a reason recorded for what it ignores."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.lineno = 0
-        self.values: dict[str, Any] = {}
-        self.lifecycle: dict[str, str] = {}
+        self.warnings: list[str] = []
+        self.count = 0
         self.seen: dict[str, int] = {}
+        # Numbers of the lines a '//' was cut from: a quote left open there gets a hint.
+        self.cut: set[int] = set()
 
     def fail(self, why: str) -> NoReturn:
-        raise MoldError(f"{why} ({self.source} line {self.lineno})")
+        where = f"{self.source} line {self.lineno}" if self.lineno else self.source
+        raise MoldError(f"{why} ({where})")
 
-    def parse(self, text: str) -> Mold:
-        state = "mold"
-        mold_line = 0
-        for lineno, line in enumerate(text.split("\n"), start=1):
-            self.lineno = lineno
-            code, tokens = self._lex(line)
-            if not tokens:
-                continue
-            head = tokens[0]
-            if head.quoted:
-                self.fail(f"expected a keyword at the start of the line, got {_q(head.text)}")
-            keyword = head.text.lower()
-            args = tokens[1:]
-            if state == "mold":
-                if keyword != "mold":
-                    self.fail(f'expected \'mold "NAME" ["VERSION"]\' first, got {_q(code)}')
-                self._mold_line(args)
-                state, mold_line = "agent-header", self.lineno
-            elif state == "agent-header":
-                if keyword != "agent":
-                    self.fail(f"expected 'agent' after the mold line, got {_q(code)}")
-                self._no_args("agent", args)
-                state = "agent"
-            elif keyword == "lifecycle" and state == "agent":
-                self._no_args("lifecycle", args)
-                state = "lifecycle"
-            elif keyword in _SECTIONS:
-                self.fail(f"'{keyword}' may appear only once, in order mold, agent, lifecycle")
-            elif state == "agent":
-                self._agent_line(keyword, code, args)
-            else:
-                self._lifecycle_line(keyword, code, args)
-        if state == "mold":
-            raise MoldError(
-                f"mold has no 'mold' line, only blank lines or comments ({self.source})"
-            )
-        if state == "agent-header":
-            self.lineno = mold_line
-            self.fail("expected an 'agent' line after the mold line, found the end of the text")
-        return Mold(lifecycle=self.lifecycle, **self.values)
+    def warn(self, why: str) -> None:
+        self.count += 1
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(f"line {self.lineno}: {why}")
 
-    # -- lines
-
-    def _mold_line(self, args: list[_Token]) -> None:
-        if not args or not args[0].text.strip():
+    def parse(self, content: str) -> Mold:
+        lines = _code_lines(content, self.cut)
+        if not lines:
+            self.fail("mold has no 'mold' line, only comments")
+        self.lineno, first = lines[0]
+        if not (first.startswith("mold ") or _ascii_eq(first, "mold")):
+            self.fail(f'expected \'mold "NAME" "VERSION"\' first, got {_q(first)}')
+        name, rest = self._token(rust_trim(first[4:]))
+        version, rest = self._token(rest)
+        if rest:
+            self.warn(f"{_q(rest)} after the mold name and version is ignored")
+        if not name:
             self.fail('the mold name is required: mold "NAME" ["VERSION"]')
-        if len(args) > 2:
-            self.fail(f"mold takes a name and a version, got {len(args)} values")
-        self.values["name"] = args[0].text
-        if len(args) == 2 and args[1].text:
-            self.values["version"] = args[1].text
+        values: dict[str, Any] = {"name": name, "version": version or "1.0"}
 
-    def _no_args(self, keyword: str, args: list[_Token]) -> None:
-        if args:
-            self.fail(f"'{keyword}' takes no value, got {_q(args[0].text)}")
+        if len(lines) < 2 or not _ascii_eq(lines[1][1], "agent"):
+            if len(lines) >= 2:
+                self.lineno = lines[1][0]
+                self.fail(f"expected 'agent' after the mold line, got {_q(lines[1][1])}")
+            self.fail("expected an 'agent' line after the mold line, found the end of the text")
+        lifecycle: dict[str, str] = {}
+        index = 2
+        while index < len(lines):
+            self.lineno, line = lines[index]
+            index += 1
+            if _ascii_eq(line, "lifecycle"):
+                index = self._lifecycle(lines, index, lifecycle)
+                if index < len(lines):
+                    self.lineno = lines[index][0]
+                    self.warn(
+                        f"{_q(lines[index][1])} and every line after it are ignored: "
+                        "only lifecycle hooks may follow 'lifecycle'"
+                    )
+                break
+            self._agent_line(line, values)
+        values.setdefault("agent_type", "AI")
+        if self.count > len(self.warnings):
+            self.warnings.append(f"and {self.count - len(self.warnings)} more warnings")
+        return Mold(lifecycle=lifecycle, warnings=tuple(self.warnings), **values)
 
-    def _agent_line(self, keyword: str, code: str, args: list[_Token]) -> None:
-        if keyword not in _AGENT_KEYS:
-            hint = (
-                " (lifecycle hooks go in a 'lifecycle' section)"
-                if keyword.startswith("on_")
-                else ""
-            )
-            self.fail(f"unknown keyword {_q(keyword)} in the agent section{hint}")
-        self._once(keyword)
-        if keyword in _LIST_KEYS:
-            self.values[keyword] = [t.text for t in args]
-            return
-        value = self._single(keyword, code, args)
-        if keyword in _BOOL_KEYS:
-            flag = value.lower()
-            if flag not in ("true", "false"):
-                self.fail(f"{keyword} must be true or false, got {_q(value)}")
-            self.values[keyword] = flag == "true"
-        elif keyword == "type":
-            agent_type = normalize_agent_type(value)
-            if agent_type is None:
-                self.fail(f"unknown agent type in mold: {_excerpt(value.strip())}")
-            self.values["agent_type"] = agent_type
-        elif keyword == "memory_limit":
-            problem = _memory_problem(value)
-            if problem:
-                self.fail(problem)
-            self.values["memory_limit"] = value.strip()
-        else:
-            self.values[keyword] = value
+    # -- the agent section
 
-    def _lifecycle_line(self, keyword: str, code: str, args: list[_Token]) -> None:
-        if keyword not in LIFECYCLE_HOOKS:
-            hooks = ", ".join(LIFECYCLE_HOOKS)
-            self.fail(f"unknown keyword {_q(keyword)} in the lifecycle section (expected {hooks})")
-        self._once(keyword)
-        self.lifecycle[keyword] = self._single(keyword, code, args)
-
-    def _once(self, keyword: str) -> None:
-        first = self.seen.setdefault(keyword, self.lineno)
-        if first != self.lineno:
-            self.fail(f"{keyword!r} is given twice (first on line {first})")
-
-    def _single(self, keyword: str, code: str, args: list[_Token]) -> str:
-        """One value: a quoted string, or the bare rest of the line, trimmed."""
-        if not args:
-            self.fail(f"{keyword!r} needs a value")
-        first = args[0]
-        if not first.quoted:
-            return code[first.start :].strip()
-        if len(args) > 1:
-            self.fail(f"unexpected {_q(args[1].text)} after the quoted value of {keyword!r}")
-        return first.text
-
-    # -- tokens
-
-    def _lex(self, line: str) -> tuple[str, list[_Token]]:
-        """Split one line into tokens; return the line without its comment, and the tokens."""
-        tokens: list[_Token] = []
-        pos, end = 0, len(line)
-        while pos < end:
-            space = _WS.match(line, pos)
-            if space is not None:
-                pos = space.end()
-                continue
-            if line.startswith("//", pos):
-                return line[:pos], tokens
-            if line[pos] == '"':
-                text, after = self._quoted(line, pos)
-                tokens.append(_Token(text, True, pos))
-                pos = after
-                continue
-            bare = _BARE.match(line, pos)
-            # The pattern matches any character but whitespace and '"' (handled above).
-            assert bare is not None
-            tokens.append(_Token(bare.group(), False, pos))
-            pos = bare.end()
-        return line, tokens
-
-    def _quoted(self, line: str, start: int) -> tuple[str, int]:
-        """Read the quoted string opening at ``start``; return its value and the index after it."""
-        parts: list[str] = []
-        pos = start + 1
-        while True:
-            plain = _PLAIN.match(line, pos)
-            assert plain is not None  # the pattern also matches the empty string
-            parts.append(plain.group())
-            pos = plain.end()
-            if pos >= len(line):
-                self.fail(f"unterminated quoted string starting at column {start + 1}")
-            if line[pos] == '"':
-                return "".join(parts), pos + 1
-            escaped = line[pos + 1 : pos + 2]
-            if escaped not in _ESCAPES:
-                if not escaped:
-                    self.fail(f"unterminated quoted string starting at column {start + 1}")
-                self.fail(
-                    f"unknown escape '\\{escaped}' at column {pos + 1} "
-                    '(use \\n \\t \\r \\" or \\\\)'
+    def _agent_line(self, line: str, values: dict[str, Any]) -> None:
+        for key in _VALUE_KEYS:
+            if line.startswith(key + " "):
+                self._repeated(key)
+                if key in ("capabilities", "skills"):
+                    values[key] = self._list(line[len(key) :])
+                elif key == "type":
+                    values["agent_type"] = rust_trim(line[len(key) :])
+                elif key == "trust_level":
+                    # Kept as written, quotes and all, as the reference does.
+                    values["trust_level"] = rust_trim(line[len(key) :]) or None
+                elif key == "role":
+                    values["role"] = self._rest(key, line[len(key) :])
+                else:
+                    memory = rust_trim(self._rest(key, line[len(key) :])) or None
+                    values["memory_limit"] = memory
+                    if memory is not None:
+                        self._check_memory(memory)
+                return
+        for key in _FLAG_KEYS:
+            for flag in (True, False):
+                if _ascii_eq(line, f"{key} {'true' if flag else 'false'}"):
+                    self._repeated(key)
+                    values[key] = flag
+                    return
+        if line in _VALUE_KEYS:
+            # A keyword alone (the reference's own scaffold writes `capabilities`) is
+            # ignored; that only matters when it was meant to clear an earlier value.
+            if line in self.seen:
+                self.warn(
+                    f"{line!r} without a value is ignored: the value from line "
+                    f"{self.seen[line]} is kept"
                 )
-            parts.append(_ESCAPES[escaped])
-            pos += 2
+            return
+        self.warn(self._why_ignored(line))
+
+    def _check_memory(self, memory: str) -> None:
+        problem = memory_problem(memory)
+        if problem:
+            self.warn(problem)
+
+    def _why_ignored(self, line: str) -> str:
+        word = _first_word(line)
+        lowered = word.lower()
+        if word in _FLAG_KEYS or lowered in _FLAG_KEYS:
+            return (
+                f"{_q(line)} is ignored: write exactly '{lowered} true' or '{lowered} false' "
+                f"(one space), so {lowered} keeps its value"
+            )
+        if word in _VALUE_KEYS:
+            return (
+                f"{_q(line)} is ignored: put one space (not a tab) between {word!r} and its value"
+            )
+        if lowered in _VALUE_KEYS:
+            return (
+                f"unknown keyword {_q(word)} is ignored (keywords are case-sensitive: {lowered!r})"
+            )
+        if word in _HOOKS or lowered.startswith("on_"):
+            return f"hook {_q(word)} before 'lifecycle' is ignored (hooks go after 'lifecycle')"
+        if lowered in ("mold", "agent"):
+            return f"{_q(line)} is ignored: {lowered!r} may appear only once, at the top"
+        return f"unknown keyword {_q(word)} is ignored"
+
+    def _repeated(self, key: str) -> None:
+        first = self.seen.setdefault(key, self.lineno)
+        if first != self.lineno:
+            self.warn(f"{key!r} is given again (first on line {first}); the last value is used")
+
+    # -- the lifecycle section
+
+    def _lifecycle(self, lines: list[tuple[int, str]], index: int, hooks: dict[str, str]) -> int:
+        """Read hooks from ``lines[index:]``; return the index of the first line that is not one."""
+        while index < len(lines):
+            self.lineno, line = lines[index]
+            for hook in _HOOKS:
+                if line.startswith(hook + " "):
+                    self._repeated(hook)
+                    hooks[hook] = self._rest(hook, line[len(hook) :])
+                    break
+            else:
+                if not line.startswith("on_"):
+                    return index
+                word = _first_word(line)
+                if word in _HOOKS:
+                    self.warn(f"hook {word!r} without a value is ignored")
+                else:
+                    self.warn(f"unknown hook {_q(word)} is ignored (known: {', '.join(_HOOKS)})")
+            index += 1
+        return index
+
+    # -- values
+
+    def _rest(self, key: str, text: str) -> str:
+        """A single value: the quoted string that starts it, else the rest of the line."""
+        rest = rust_trim(text)
+        if not rest.startswith('"'):
+            return rest
+        end = self._string_end(rest, 0)
+        after = rust_trim(rest[end + 1 :])
+        if after:
+            self.warn(f"{_q(after)} after the quoted value of {key!r} is ignored")
+        return self._unescape(rest[1:end])
+
+    def _list(self, text: str) -> list[str]:
+        items: list[str] = []
+        pos = _WS_RUN.match(text, 0).end()  # type: ignore[union-attr]
+        while pos < len(text):
+            item, pos = self._token_at(text, pos)
+            items.append(item)
+        return items
+
+    def _token(self, text: str) -> tuple[str, str]:
+        """The first token of ``text`` (quoted, or up to whitespace) and the trimmed rest."""
+        text = rust_trim(text)
+        if not text:
+            return "", ""
+        item, pos = self._token_at(text, 0)
+        return item, text[pos:]
+
+    def _token_at(self, text: str, pos: int) -> tuple[str, int]:
+        """The token starting at ``pos`` and the index after it and the whitespace after that.
+
+        Positions, not slices, keep a line of many items linear in its length.
+        """
+        if text.startswith('"', pos):
+            end = self._string_end(text, pos)
+            item, after = self._unescape(text[pos + 1 : end]), end + 1
+        else:
+            match = _BARE_TOKEN.match(text, pos)
+            assert match is not None  # pos is at a character that is not whitespace
+            item, after = match.group(), match.end()
+        return item, _WS_RUN.match(text, after).end()  # type: ignore[union-attr]
+
+    def _string_end(self, text: str, start: int) -> int:
+        """Index of the quote closing the string that opens at ``start``; a backslash
+        skips the character after it."""
+        match = _QUOTED.match(text, start)
+        if match is not None:
+            return match.end() - 1
+        self.fail(
+            "unterminated quoted string (note: '//' starts a comment even inside quotes, "
+            "as in the reference)"
+            if self.lineno in self.cut
+            else "unterminated quoted string"
+        )
+
+    def _unescape(self, text: str) -> str:
+        if "\\" not in text:
+            return text
+        out: list[str] = []
+        index = 0
+        while index < len(text):
+            char = text[index]
+            if char == "\\" and index + 1 < len(text):
+                escaped = text[index + 1]
+                if escaped not in _ESCAPES:
+                    self.warn(
+                        f"unknown escape '\\{escaped}' is read as {escaped!r} "
+                        '(known: \\n \\t \\r \\" \\\\)'
+                    )
+                out.append(_ESCAPES.get(escaped, escaped))
+                index += 2
+            else:
+                out.append(char)
+                index += 1
+        return "".join(out)
 
 
-def _memory_problem(value: str) -> str | None:
-    """Why ``value`` is not a valid memory limit, or None when it is."""
-    try:
-        memory_limit_bytes(value)
-    except MoldError as exc:
-        return exc.message
-    return None
+def _code_lines(content: str, cut: set[int]) -> list[tuple[int, str]]:
+    """Number, trim and uncomment the lines; drop the empty ones (the reference's first pass).
+
+    ``//`` starts a comment wherever it is, even inside a quoted string, as in the
+    reference; lines break at ``\\n`` only (a ``\\r`` before it is trimmed).
+    """
+    out: list[tuple[int, str]] = []
+    for lineno, raw in enumerate(content.split("\n"), start=1):
+        line = rust_trim(raw)
+        at = line.find("//")
+        if at >= 0:
+            cut.add(lineno)
+            line = rust_trim(line[:at])
+        if line:
+            out.append((lineno, line))
+    return out
+
+
+def _ascii_eq(text: str, expected: str) -> bool:
+    """``text == expected`` ignoring ASCII case only (Rust's ``eq_ignore_ascii_case``)."""
+    return len(text) == len(expected) and text.isascii() and text.lower() == expected
+
+
+def _first_word(line: str) -> str:
+    end = next((i for i, ch in enumerate(line) if ch in _RUST_WS), len(line))
+    return line[:end]
 
 
 def _q(text: str) -> str:
-    """Quote a (shortened) piece of mold text for an error message."""
-    return repr(_excerpt(text.strip()))
+    """Quote a (shortened) piece of mold text for a message."""
+    return repr(_excerpt(text))
 
 
 # --------------------------------------------------------------------------- legacy JSON
 
+# The reference's JSON shape (serde, camelCase): field -> expected kind. Missing
+# fields take their defaults; a field given twice is an error, as with serde.
+_TOP_FIELDS = ("name", "version", "agent", "parameters", "dependencies", "metadata", "lifecycle")
+_AGENT_FIELDS: dict[str, str] = {
+    "type": "agent_type",
+    "capabilities": "capabilities",
+    "skills": "skills",
+    "trustLevel": "trust_level",
+    "learning": "learning",
+    "communication": "communication",
+    "coordination": "coordination",
+    "memoryLimit": "memory_limit",
+    "role": "role",
+}
+_LIFECYCLE_FIELDS: dict[str, str] = {
+    "onCreate": "on_create",
+    "onMessage": "on_message",
+    "onEvolve": "on_evolve",
+    "onDestroy": "on_destroy",
+}
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as its key/value pairs, in order, duplicates kept."""
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
 
 def _parse_json(text: str, source: str) -> Mold:
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_Pairs, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise MoldError(
             f"invalid mold JSON: {exc.msg} ({source} line {exc.lineno} column {exc.colno})"
         ) from None
     except (ValueError, RecursionError) as exc:
-        # Nesting too deep for the decoder, or an integer too long to convert.
+        # NaN/Infinity, nesting too deep for the decoder, or an integer too long to convert.
         raise MoldError(f"invalid mold JSON: {_excerpt(str(exc), 120)} ({source})") from None
-    if not isinstance(doc, dict):
-        raise MoldError(f"invalid mold JSON: expected an object at $ ({source})")
+    return _JsonReader(source).mold(doc)
 
-    def fail(path: str, why: str) -> NoReturn:
-        raise MoldError(f"invalid mold JSON at {path}: {why} ({source})")
 
-    def get(obj: dict[str, Any], key: str, path: str, kind: type, what: str) -> Any:
-        value = obj.get(key)
-        if value is not None and not isinstance(value, kind):
-            fail(f"{path}.{key}", f"expected {what}, got {_json_type(value)}")
+class _JsonReader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.warnings: list[str] = []
+
+    def fail(self, path: str, why: str) -> NoReturn:
+        raise MoldError(f"invalid mold JSON at {path}: {why} ({self.source})")
+
+    def fields(self, value: Any, path: str, known: tuple[str, ...]) -> dict[str, Any]:
+        """A struct: its known fields (a repeat is an error), unknown keys warned about."""
+        if not isinstance(value, _Pairs):
+            self.fail(path, f"expected an object, got {_json_type(value)}")
+        out: dict[str, Any] = {}
+        for key, item in value:
+            if key in known:
+                if key in out:
+                    self.fail(f"{path}.{key}", "the field is given twice")
+                out[key] = item
+            else:
+                self.warnings.append(f"{path}: unknown key {_q(key)} is ignored")
+        return out
+
+    def string(self, value: Any, path: str) -> str:
+        if not isinstance(value, str):
+            self.fail(path, f"expected a string, got {_json_type(value)}")
+        if _has_surrogate(value):
+            self.fail(path, "a lone surrogate escape is not valid text")
         return value
 
-    def get_str(obj: dict[str, Any], key: str, path: str) -> str | None:
-        value: str | None = get(obj, key, path, str, "a string")
+    def strings(self, value: Any, path: str) -> list[str]:
+        if not isinstance(value, list):
+            self.fail(path, f"expected a list of strings, got {_json_type(value)}")
+        return [self.string(item, f"{path}[{i}]") for i, item in enumerate(value)]
+
+    def flag(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(path, f"expected true or false, got {_json_type(value)}")
         return value
 
-    def get_list(obj: dict[str, Any], key: str, path: str) -> list[str]:
-        items: list[Any] = get(obj, key, path, list, "a list of strings") or []
-        for index, item in enumerate(items):
-            if not isinstance(item, str):
-                fail(f"{path}.{key}[{index}]", f"expected a string, got {_json_type(item)}")
-        return list(items)
+    def plain(self, value: Any, path: str) -> Any:
+        """Any JSON value as plain Python (a repeated key in an object keeps the last)."""
+        if isinstance(value, _Pairs):
+            out: dict[str, Any] = {}
+            for key, item in value:
+                self.string(key, f"{path} key")
+                out[key] = self.plain(item, f"{path}.{key}")
+            return out
+        if isinstance(value, list):
+            return [self.plain(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        if isinstance(value, str):
+            return self.string(value, path)
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail(path, "a number out of range")
+        return value
 
-    def get_bool(obj: dict[str, Any], key: str, path: str) -> bool:
-        return bool(get(obj, key, path, bool, "true or false"))
+    def mold(self, doc: Any) -> Mold:
+        top = self.fields(doc, "$", _TOP_FIELDS)
+        values: dict[str, Any] = {}
+        read: dict[str, Callable[[Any, str], Any]] = {
+            "name": self.string,
+            "version": self.string,
+            "dependencies": self.strings,
+        }
+        for key, reader in read.items():
+            if key in top:
+                values[key] = reader(top[key], f"$.{key}")
+        if "parameters" in top:
+            params = self.plain(top["parameters"], "$.parameters")
+            if not isinstance(params, dict):
+                self.fail("$.parameters", f"expected an object, got {_json_type(params)}")
+            for key, item in params.items():
+                self.string(item, f"$.parameters.{key}")
+            values["parameters"] = params
+        if "metadata" in top:
+            metadata = self.plain(top["metadata"], "$.metadata")
+            if not isinstance(metadata, dict):
+                self.fail("$.metadata", f"expected an object, got {_json_type(metadata)}")
+            values["metadata"] = metadata
+        # serde's defaults: a missing name, version or type is the empty string.
+        values.setdefault("name", "")
+        values.setdefault("version", "")
+        values["agent_type"] = ""
+        if "agent" in top:
+            agent = self.fields(top["agent"], "$.agent", tuple(_AGENT_FIELDS))
+            for key, field in _AGENT_FIELDS.items():
+                if key not in agent:
+                    continue
+                path = f"$.agent.{key}"
+                if key in ("capabilities", "skills"):
+                    values[field] = self.strings(agent[key], path)
+                elif key in _FLAG_KEYS:
+                    values[field] = self.flag(agent[key], path)
+                else:
+                    text = self.string(agent[key], path)
+                    if key in ("trustLevel", "memoryLimit"):
+                        values[field] = text or None
+                    else:
+                        values[field] = text
+            memory = values.get("memory_limit")
+            problem = memory_problem(memory) if memory is not None else None
+            if problem:
+                self.warnings.append(f"$.agent.memoryLimit: {problem}")
+        lifecycle: dict[str, str] = {}
+        hooks = top.get("lifecycle")
+        if hooks is not None:
+            given = self.fields(hooks, "$.lifecycle", tuple(_LIFECYCLE_FIELDS))
+            for key, hook in _LIFECYCLE_FIELDS.items():
+                if given.get(key) is not None:
+                    lifecycle[hook] = self.string(given[key], f"$.lifecycle.{key}")
+        return Mold(lifecycle=lifecycle, warnings=tuple(self.warnings), **values)
 
-    name = get_str(doc, "name", "$")
-    if not name:
-        fail("$.name", "the mold name is required (a non-empty string)")
-    values: dict[str, Any] = {"name": name, "version": get_str(doc, "version", "$") or "1.0"}
-    values["parameters"] = dict(get(doc, "parameters", "$", dict, "an object") or {})
-    values["metadata"] = dict(get(doc, "metadata", "$", dict, "an object") or {})
 
-    agent: dict[str, Any] = get(doc, "agent", "$", dict, "an object") or {}
-    raw_type = get_str(agent, "type", "$.agent")
-    if raw_type is not None:
-        agent_type = normalize_agent_type(raw_type)
-        if agent_type is None:
-            raise MoldError(
-                f"unknown agent type in mold: {_excerpt(raw_type.strip())} "
-                f"({source} at $.agent.type)"
-            )
-        values["agent_type"] = agent_type
-    values["role"] = get_str(agent, "role", "$.agent") or ""
-    values["capabilities"] = get_list(agent, "capabilities", "$.agent")
-    values["skills"] = get_list(agent, "skills", "$.agent")
-    values["trust_level"] = get_str(agent, "trustLevel", "$.agent") or None
-    for flag in ("learning", "communication", "coordination"):
-        values[flag] = get_bool(agent, flag, "$.agent")
-    memory = (get_str(agent, "memoryLimit", "$.agent") or "").strip()
-    if memory:
-        problem = _memory_problem(memory)
-        if problem:
-            fail("$.agent.memoryLimit", problem)
-        values["memory_limit"] = memory
-
-    hooks: dict[str, Any] = get(doc, "lifecycle", "$", dict, "an object") or {}
-    lifecycle: dict[str, str] = {}
-    for key, hook in _JSON_LIFECYCLE.items():
-        # The snake_case spelling is accepted too; the camelCase one is the reference's.
-        for spelling in (key, hook):
-            text_value = get_str(hooks, spelling, "$.lifecycle")
-            if text_value is not None:
-                lifecycle[hook] = text_value
-    return Mold(lifecycle=lifecycle, **values)
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _json_type(value: object) -> str:

@@ -1,0 +1,689 @@
+"""The reference runtime's agent file, ``.dal/agent_runtime.json``, read and written in its shape.
+
+The reference keeps its agents and their queued tasks in one JSON snapshot
+(``src/stdlib/agent_persist.rs``)::
+
+    {"version": 1,
+     "agent_contexts": {"agent_…": {"agent_id": …, "config": {…}, "status": "idle", …}},
+     "task_queue": [["agent_…", {"task_id": …, "description": …, "priority": "medium",
+                                  "status": "pending", "assigned_at": …, …}]],
+     "message_bus": [], "evolution_store": {}, "serve_agent_id": null,
+     "registered_skills": []}
+
+:class:`ReferenceRuntime` reads and changes that file so that both tools work on
+one directory: ``dal agent fleet run`` queues tasks that a dalfleet worker takes
+(:meth:`ReferenceRuntime.take`), and tasks dalfleet queues
+(:meth:`ReferenceRuntime.enqueue`) are listed by ``dal agent task list``. Every
+change is a read-modify-write under an exclusive lock that lands with an atomic
+replace; keys dalfleet does not know are kept. Runtime values (metadata, task
+results) use the reference's tagged form (``{"String": "x"}``, ``"Null"``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import json
+import math
+import os
+import secrets
+import stat
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import portalocker
+
+from dalfleet.errors import CoordinatorError, InvalidArgumentError
+from dalfleet.models import AgentSpec
+from dalfleet.mold.model import normalize_agent_type
+
+__all__ = [
+    "MAX_QUEUE_LEN",
+    "RUNTIME_FILE",
+    "SNAPSHOT_VERSION",
+    "QueuedTask",
+    "ReferenceRuntime",
+    "agent_context",
+    "from_value",
+    "runtime_path",
+    "spec_of",
+    "to_value",
+]
+
+#: The file name under ``<base>/.dal/``.
+RUNTIME_FILE = "agent_runtime.json"
+#: The snapshot version the reference writes (and the newest it reads).
+SNAPSHOT_VERSION = 1
+#: The reference keeps at most this many queued tasks (the newest).
+MAX_QUEUE_LEN = 10_000
+#: Largest file read (the reference has no limit; a bound keeps a bad file from exhausting memory).
+MAX_RUNTIME_BYTES = 256 * 1024 * 1024
+
+_PRIORITIES = ("low", "medium", "high", "critical")
+_TMP_PREFIX = ".agent_runtime."
+_TMP_SUFFIX = ".tmp"
+_LOCK_TIMEOUT = 30.0
+
+
+def runtime_path(base: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Path:
+    """Where the reference keeps its agent file for the project in ``base``.
+
+    As the reference: ``DAL_AGENT_RUNTIME_PATH`` if set (relative to ``base``), else
+    ``<base>/.dal/agent_runtime.json``. Never raises.
+    """
+    env = os.environ if environ is None else environ
+    override = env.get("DAL_AGENT_RUNTIME_PATH")
+    if override:
+        return Path(base) / override
+    return Path(base) / ".dal" / RUNTIME_FILE
+
+
+# --------------------------------------------------------------------------- runtime values
+
+
+def to_value(value: Any) -> Any:
+    """A plain Python value as the reference's tagged runtime value. Never raises.
+
+    ``None`` → ``"Null"``; bool → ``{"Bool": …}``; int (64-bit) → ``{"Int": …}``;
+    float → ``{"Float": …}``; str → ``{"String": …}``; list → ``{"List": […]}``;
+    dict → ``{"Map": {…}}`` (keys as strings); anything else → its ``repr`` as a String.
+    """
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return {"Bool": value}
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
+        return {"Int": value}
+    if isinstance(value, float) and math.isfinite(value):
+        return {"Float": value}
+    if isinstance(value, str):
+        return {"String": value}
+    if isinstance(value, (list, tuple)):
+        return {"List": [to_value(item) for item in value]}
+    if isinstance(value, dict):
+        return {"Map": {str(k): to_value(v) for k, v in value.items()}}
+    return {"String": repr(value)}
+
+
+def from_value(value: Any) -> Any:
+    """The plain Python value of a tagged runtime value (unknown shapes come back as is).
+
+    Never raises.
+    """
+    if value == "Null":
+        return None
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, inner),) = value.items()
+        if tag in ("Int", "Float", "String", "Bool", "Closure"):
+            return inner
+        if tag in ("List", "Array") and isinstance(inner, list):
+            return [from_value(item) for item in inner]
+        if tag == "Set" and isinstance(inner, list):
+            return list(inner)
+        if tag == "Map" and isinstance(inner, dict):
+            return {k: from_value(v) for k, v in inner.items()}
+        if tag == "Option":
+            return None if inner is None else from_value(inner)
+        if tag == "Struct" and isinstance(inner, list) and len(inner) == 2:
+            return {k: from_value(v) for k, v in dict(inner[1]).items()}
+    return value
+
+
+# --------------------------------------------------------------------------- records
+
+
+@attrs.frozen
+class QueuedTask:
+    """One task of the reference's queue: the agent it is for, and the task as stored."""
+
+    agent_id: str
+    task_id: str
+    description: str
+    priority: str = "medium"
+    assigned_at: str = ""
+    raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+def _now() -> str:
+    """The time as the reference writes it (RFC 3339, UTC)."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+def _empty_snapshot() -> dict[str, Any]:
+    return {
+        "version": SNAPSHOT_VERSION,
+        "agent_contexts": {},
+        "task_queue": [],
+        "message_bus": [],
+        "evolution_store": {},
+        "serve_agent_id": None,
+        "registered_skills": [],
+    }
+
+
+def _metrics() -> dict[str, Any]:
+    return {
+        "tasks_completed": 0,
+        "tasks_failed": 0,
+        "tasks_assigned": 0,
+        "messages_sent": 0,
+        "messages_received": 0,
+        "coordination_events": 0,
+        "learning_sessions": 0,
+        "status_changes": 0,
+        "average_response_time": 0.0,
+        "uptime_percentage": 100.0,
+    }
+
+
+def _max_memory(memory_limit: str | None) -> int:
+    from dalfleet.mold.model import reference_memory_bytes
+
+    size = reference_memory_bytes(memory_limit) if memory_limit else None
+    return 1000 if size is None else size // 4096
+
+
+def agent_context(agent_id: str, spec: AgentSpec, when: str) -> dict[str, Any]:
+    """The reference's stored form of a new agent spawned from ``spec``. Never raises."""
+    canonical = normalize_agent_type(spec.agent_type) or "AI"
+    # The reference stores the type lowercase (``worker``, ``custom:name``).
+    agent_type = canonical.lower() if not canonical.startswith("custom:") else canonical
+    hooks = {hook: spec.lifecycle.get(hook) for hook in _HOOKS}
+    return {
+        "agent_id": agent_id,
+        "config": {
+            "name": spec.name,
+            "agent_type": agent_type,
+            "role": spec.role,
+            "capabilities": list(spec.capabilities),
+            "skills": list(spec.skills),
+            "trust_level": spec.trust_level,
+            "max_memory": _max_memory(spec.memory_limit),
+            "learning_enabled": spec.learning,
+            "communication_enabled": spec.communication,
+            "coordination_enabled": spec.coordination,
+            "metadata": {k: to_value(v) for k, v in spec.metadata.items()},
+            "lifecycle": hooks if spec.lifecycle else None,
+        },
+        "status": "idle",
+        "memory": {},
+        "tasks": [],
+        "message_queue": [],
+        "created_at": when,
+        "last_active": when,
+        "performance_metrics": _metrics(),
+        "trust_score": 1.0,
+    }
+
+
+_HOOKS = ("on_create", "on_message", "on_evolve", "on_destroy")
+_TYPE_NAMES = {"ai": "AI", "system": "System", "worker": "Worker", "ide": "IDE"}
+
+
+def spec_of(context: Mapping[str, Any]) -> AgentSpec:
+    """The dalfleet spec of a stored reference agent.
+
+    Raises:
+        CoordinatorError: the stored agent is not of the reference's shape.
+    """
+    config = context.get("config")
+    if not isinstance(config, dict):
+        raise CoordinatorError(f"stored agent {context.get('agent_id')!r} has no config")
+    try:
+        raw_type = str(config.get("agent_type", "ai"))
+        metadata = {
+            str(k): _metadata_text(from_value(v))
+            for k, v in dict(config.get("metadata") or {}).items()
+        }
+        hooks = config.get("lifecycle") or {}
+        return AgentSpec(
+            name=str(config.get("name", "")),
+            mold_name=str(metadata.get("mold_name", "")),
+            mold_version=str(metadata.get("mold_version", "1.0")),
+            agent_type=_TYPE_NAMES.get(raw_type, raw_type),
+            role=str(config.get("role", "")),
+            capabilities=[str(c) for c in config.get("capabilities") or []],
+            skills=[str(s) for s in config.get("skills") or []],
+            learning=bool(config.get("learning_enabled", False)),
+            communication=bool(config.get("communication_enabled", False)),
+            coordination=bool(config.get("coordination_enabled", False)),
+            trust_level=str(config.get("trust_level") or "sandboxed"),
+            metadata=metadata,
+            lifecycle={
+                h: str(hooks[h]) for h in _HOOKS if isinstance(hooks, dict) and hooks.get(h)
+            },
+        )
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CoordinatorError(
+            f"stored agent {context.get('agent_id')!r} cannot be read: {exc}"
+        ) from None
+
+
+def _metadata_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------- the file
+
+
+class ReferenceRuntime:
+    """The reference's agent file of one project, changed safely by many processes.
+
+    Nothing is opened until a method is called.
+    """
+
+    def __init__(
+        self,
+        base: str | os.PathLike[str],
+        *,
+        path: str | os.PathLike[str] | None = None,
+        lock_timeout: float = _LOCK_TIMEOUT,
+    ) -> None:
+        self.base = Path(base)
+        self.path = Path(path) if path is not None else runtime_path(self.base)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"ReferenceRuntime({str(self.path)!r})"
+
+    def exists(self) -> bool:
+        """True when the reference's agent file is there. Never raises."""
+        try:
+            return stat.S_ISREG(self.path.stat().st_mode)
+        except (OSError, ValueError):
+            return False
+
+    # -- reading
+
+    def load(self) -> dict[str, Any]:
+        """The snapshot as a plain dict (a fresh copy); an empty one when there is no file.
+
+        Raises:
+            CoordinatorError: the file is not a regular file, is too large, or is not a
+                snapshot the reference could read (it is left as it is).
+        """
+        raw = self._read()
+        if raw is None:
+            return _empty_snapshot()
+        try:
+            snapshot = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
+            raise CoordinatorError(f"agent runtime file {self.path} is corrupt: {exc}") from None
+        return self._checked(snapshot)
+
+    def agents(self) -> dict[str, AgentSpec]:
+        """Every stored agent's spec, by ID.
+
+        Raises:
+            CoordinatorError: as :meth:`load`, or an agent is not of the reference's shape.
+        """
+        contexts = self.load()["agent_contexts"]
+        return {agent_id: spec_of(context) for agent_id, context in contexts.items()}
+
+    def status(self, agent_id: str) -> str | None:
+        """The reference's status of one agent (``idle``, ``terminated`` …), or None.
+
+        Raises:
+            CoordinatorError: as :meth:`load`.
+        """
+        context = self.load()["agent_contexts"].get(agent_id)
+        return str(context.get("status")) if isinstance(context, dict) else None
+
+    def pending(self, agent_id: str | None = None) -> list[QueuedTask]:
+        """The queued tasks (of one agent, or all), oldest first, without taking them.
+
+        Raises:
+            CoordinatorError: as :meth:`load`.
+        """
+        return [t for t in _queued(self.load()) if agent_id is None or t.agent_id == agent_id]
+
+    # -- changing
+
+    def spawn(self, specs: Sequence[AgentSpec]) -> list[str]:
+        """Store one new ``idle`` agent per spec, in the reference's shape; return the IDs.
+
+        Raises:
+            CoordinatorError: the file cannot be read, locked or written (nothing is stored).
+        """
+        ids = [f"agent_{uuid.uuid4().hex[:20]}" for _ in specs]
+        self.add_agents(list(zip(ids, specs, strict=True)))
+        return ids
+
+    def add_agents(self, agents: Sequence[tuple[str, AgentSpec]]) -> None:
+        """Store these agents (ID and spec) as new ``idle`` agents, in one step.
+
+        Raises:
+            CoordinatorError: the file cannot be read, locked or written (nothing is stored).
+        """
+        if not agents:
+            return
+        when = _now()
+        with self.transaction() as snapshot:
+            for agent_id, spec in agents:
+                snapshot["agent_contexts"][agent_id] = agent_context(agent_id, spec, when)
+
+    def terminate(self, agent_ids: Sequence[str]) -> None:
+        """Mark these agents ``terminated`` (as the reference does); unknown IDs are ignored.
+
+        Their queued tasks stay in the queue, as in the reference.
+
+        Raises:
+            InvalidArgumentError: ``agent_ids`` is a string.
+            CoordinatorError: the file cannot be read, locked or written.
+        """
+        wanted = _ids(agent_ids)
+        when = _now()
+        with self.transaction() as snapshot:
+            for agent_id in wanted:
+                context = snapshot["agent_contexts"].get(agent_id)
+                if isinstance(context, dict) and context.get("status") != "terminated":
+                    context["status"] = "terminated"
+                    context["last_active"] = when
+                    metrics = context.setdefault("performance_metrics", _metrics())
+                    metrics["status_changes"] = int(metrics.get("status_changes", 0)) + 1
+
+    def enqueue(
+        self, agent_ids: Sequence[str], description: str, priority: str = "medium"
+    ) -> dict[str, str]:
+        """Queue ``description`` for every agent, as ``coordinate(.., "task_distribution")``
+        does; return the new task ID per agent. The queue keeps the newest 10,000.
+
+        Raises:
+            InvalidArgumentError: ``agent_ids`` is a string, or ``priority`` is not
+                ``low``, ``medium``, ``high`` or ``critical``.
+            CoordinatorError: the file cannot be read, locked or written (nothing is queued).
+        """
+        wanted = _ids(agent_ids)
+        created = {agent_id: str(uuid.uuid4()) for agent_id in wanted}
+        self.enqueue_tasks([QueuedTask(a, t, description, priority) for a, t in created.items()])
+        return created
+
+    def enqueue_tasks(self, tasks: Sequence[QueuedTask]) -> None:
+        """Queue these tasks (with their own IDs), in order, in one step.
+
+        Raises:
+            InvalidArgumentError: a priority is not ``low``, ``medium``, ``high`` or
+                ``critical``.
+            CoordinatorError: the file cannot be read, locked or written (nothing is queued).
+        """
+        for task in tasks:
+            if task.priority not in _PRIORITIES:
+                raise InvalidArgumentError(
+                    f"invalid priority {task.priority!r}: expected {', '.join(_PRIORITIES)}"
+                )
+        if not tasks:
+            return
+        when = _now()
+        with self.transaction() as snapshot:
+            queue = snapshot["task_queue"]
+            for task in tasks:
+                stored = _task(task.task_id, task.description, task.priority, when)
+                queue.append([task.agent_id, stored])
+            del queue[:-MAX_QUEUE_LEN]
+
+    def remove(self, task_ids: Sequence[str]) -> None:
+        """Drop these tasks from the queue (unknown IDs are ignored).
+
+        Raises:
+            InvalidArgumentError: ``task_ids`` is a string.
+            CoordinatorError: the file cannot be read, locked or written.
+        """
+        unwanted = set(_ids(task_ids))
+        if not unwanted:
+            return
+        with self.transaction() as snapshot:
+            snapshot["task_queue"] = [
+                entry
+                for entry, task in zip(snapshot["task_queue"], _queued(snapshot), strict=True)
+                if task.task_id not in unwanted
+            ]
+
+    @contextlib.contextmanager
+    def taking(
+        self,
+        agent_ids: Sequence[str],
+        limit: int,
+        where: Callable[[QueuedTask], bool] | None = None,
+    ) -> Iterator[list[QueuedTask]]:
+        """Yield up to ``limit`` queued tasks of these agents (oldest first, those
+        ``where`` accepts), holding the lock; they leave the queue only when the block
+        ends without an exception — so a caller can store them elsewhere first.
+
+        Raises:
+            InvalidArgumentError: ``agent_ids`` is a string.
+            CoordinatorError: the file cannot be read, locked or written (nothing is taken).
+        """
+        wanted = set(_ids(agent_ids))
+        with self.transaction() as snapshot:
+            taken: list[QueuedTask] = []
+            kept = []
+            for entry, task in zip(snapshot["task_queue"], _queued(snapshot), strict=True):
+                chosen = (
+                    len(taken) < limit
+                    and task.agent_id in wanted
+                    and (where is None or where(task))
+                )
+                if chosen:
+                    taken.append(task)
+                else:
+                    kept.append(entry)
+            yield taken
+            snapshot["task_queue"] = kept
+
+    def take(self, agent_ids: Sequence[str], limit: int) -> list[QueuedTask]:
+        """Remove and return up to ``limit`` queued tasks of these agents, oldest first —
+        what the reference's ``receive_pending_tasks`` does for one agent.
+
+        Raises:
+            InvalidArgumentError: ``agent_ids`` is a string.
+            CoordinatorError: the file cannot be read, locked or written (nothing is taken).
+        """
+        with self.taking(agent_ids, limit) as taken:
+            return list(taken)
+
+    def record(
+        self, task: QueuedTask, *, ok: bool, result: Any = None, error: str | None = None
+    ) -> None:
+        """Keep the outcome of a taken task in its agent's task list, as the reference's
+        ``AgentTask`` (status ``completed`` or ``failed``, ``completed_at``; the result or
+        error under ``metadata``), and count it in the agent's metrics.
+
+        An agent that is not in the file (one that lives elsewhere) is left alone.
+
+        Raises:
+            CoordinatorError: the file cannot be read, locked or written.
+        """
+        self.record_many([(task, ok, result if ok else error)])
+
+    def record_many(self, outcomes: Sequence[tuple[QueuedTask, bool, Any]]) -> None:
+        """:meth:`record` for many ``(task, ok, result or error)`` in one step.
+
+        Raises:
+            CoordinatorError: the file cannot be read, locked or written.
+        """
+        if not outcomes:
+            return
+        when = _now()
+        with self.transaction() as snapshot:
+            for task, ok, value in outcomes:
+                context = snapshot["agent_contexts"].get(task.agent_id)
+                if not isinstance(context, dict):
+                    continue
+                stored = dict(task.raw) or _task(
+                    task.task_id, task.description, task.priority, task.assigned_at or when
+                )
+                stored["status"] = "completed" if ok else "failed"
+                stored["completed_at"] = when
+                metadata = dict(stored.get("metadata") or {})
+                if ok:
+                    metadata["result"] = to_value(value)
+                else:
+                    metadata["error"] = to_value(value or "failed")
+                stored["metadata"] = metadata
+                context.setdefault("tasks", []).append(stored)
+                context["last_active"] = when
+                metrics = context.setdefault("performance_metrics", _metrics())
+                key = "tasks_completed" if ok else "tasks_failed"
+                metrics[key] = int(metrics.get(key, 0)) + 1
+
+    # -- the file
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[dict[str, Any]]:
+        """Lock, read, yield the snapshot to change, write it back atomically if changed.
+
+        Nothing is written if the block raises or changes nothing; keys dalfleet does
+        not know are written back as they were.
+
+        Raises:
+            CoordinatorError: the lock cannot be taken in time, or the file cannot be
+                read (corrupt: it is left as it is) or written.
+        """
+        self._ensure_dir()
+        try:
+            lock = portalocker.Lock(
+                str(self.lock_path),
+                mode="a",
+                timeout=self.lock_timeout,
+                check_interval=0.005,
+                fail_when_locked=False,
+                flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING,
+            )
+            lock.acquire()
+        except portalocker.exceptions.LockException:
+            raise CoordinatorError(
+                f"timed out after {self.lock_timeout:g}s waiting for the lock on {self.lock_path}"
+            ) from None
+        except OSError as exc:
+            raise CoordinatorError(f"cannot lock {self.lock_path}: {exc.strerror}") from None
+        try:
+            self._remove_stale_temps()
+            current = self.load()
+            working = json.loads(json.dumps(current))
+            yield working
+            if working != current:
+                self._write(working)
+        finally:
+            lock.release()
+
+    def _read(self) -> bytes | None:
+        try:
+            # O_NONBLOCK: a FIFO planted at the path must not hang the open.
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CoordinatorError(f"cannot read {self.path}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise CoordinatorError(f"cannot read {self.path}: it is not a regular file")
+            if info.st_size > MAX_RUNTIME_BYTES:
+                raise CoordinatorError(f"{self.path} is too large ({info.st_size} bytes)")
+            return handle.read(MAX_RUNTIME_BYTES + 1)
+
+    def _checked(self, snapshot: Any) -> dict[str, Any]:
+        def bad(why: str) -> CoordinatorError:
+            return CoordinatorError(f"agent runtime file {self.path} is corrupt: {why}")
+
+        if not isinstance(snapshot, dict):
+            raise bad("expected a JSON object")
+        version = snapshot.get("version", SNAPSHOT_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise bad("'version' is not a number")
+        if version > SNAPSHOT_VERSION:
+            raise CoordinatorError(
+                f"agent runtime file {self.path} has version {version}; "
+                f"dalfleet reads up to {SNAPSHOT_VERSION}"
+            )
+        for key, kind in (("agent_contexts", dict), ("task_queue", list)):
+            if not isinstance(snapshot.setdefault(key, kind()), kind):
+                raise bad(f"'{key}' is not a JSON {'object' if kind is dict else 'list'}")
+        for entry in snapshot["task_queue"]:
+            if not (
+                isinstance(entry, list)
+                and len(entry) == 2
+                and isinstance(entry[0], str)
+                and isinstance(entry[1], dict)
+            ):
+                raise bad("a 'task_queue' entry is not [agent_id, task]")
+        for key, value in _empty_snapshot().items():
+            snapshot.setdefault(key, value)
+        return snapshot
+
+    def _ensure_dir(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CoordinatorError(f"cannot create {self.path.parent}: {exc.strerror}") from None
+
+    def _remove_stale_temps(self) -> None:
+        # Under the lock no live writer has a temp file open: any left is from a killed one.
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.path.parent):
+                if entry.name.startswith(_TMP_PREFIX) and entry.name.endswith(_TMP_SUFFIX):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+
+    def _write(self, snapshot: dict[str, Any]) -> None:
+        # Pretty-printed with two spaces, as the reference writes it.
+        payload = json.dumps(snapshot, indent=2, ensure_ascii=False).encode("utf-8")
+        directory = self.path.parent
+        tmp = directory / f"{_TMP_PREFIX}{secrets.token_hex(6)}{_TMP_SUFFIX}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            reason = "it is a directory" if exc.errno == errno.EISDIR else exc.strerror
+            raise CoordinatorError(f"cannot write {self.path}: {reason}") from None
+
+
+def _task(task_id: str, description: str, priority: str, when: str) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "description": description,
+        "priority": priority,
+        "status": "pending",
+        "assigned_at": when,
+        "completed_at": None,
+        "dependencies": [],
+        "metadata": {},
+    }
+
+
+def _queued(snapshot: Mapping[str, Any]) -> list[QueuedTask]:
+    out = []
+    for agent_id, task in snapshot["task_queue"]:
+        out.append(
+            QueuedTask(
+                agent_id=agent_id,
+                task_id=str(task.get("task_id", "")),
+                description=str(task.get("description", "")),
+                priority=str(task.get("priority", "medium")),
+                assigned_at=str(task.get("assigned_at", "")),
+                raw=task,
+            )
+        )
+    return out
+
+
+def _ids(agent_ids: Sequence[str]) -> list[str]:
+    if isinstance(agent_ids, str):
+        raise InvalidArgumentError(
+            f"agent_ids must be a sequence of IDs, not the string {agent_ids!r}"
+        )
+    return list(dict.fromkeys(agent_ids))
