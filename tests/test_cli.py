@@ -149,7 +149,9 @@ def json_main(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
 
 
 def test_create_empty_then_list(project: Path) -> None:
-    assert ok(dalfleet("create", "my-fleet", cwd=project)) == ["✅ Fleet 'my-fleet' created (empty)"]
+    assert ok(dalfleet("create", "my-fleet", cwd=project)) == [
+        "✅ Fleet 'my-fleet' created (empty)"
+    ]
     assert ok(dalfleet("list", cwd=project)) == ["Fleets:", "  my-fleet  (0 agents)"]
     assert fleet_file(project)["my-fleet"] == {
         "name": "my-fleet",
