@@ -223,6 +223,15 @@ class Progress:
                 self._width = 0
 
 
+def _terminal_size() -> dict[str, int]:
+    # A terminal that reports no size (0 x 0) would get an empty or hidden bar.
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (AttributeError, ValueError, OSError):
+        return {}
+    return {"ncols": size.columns or 80, "nrows": size.lines or 24}
+
+
 class _TqdmProgress:
     """The same callback drawn with ``tqdm.auto`` (the ``progress`` extra)."""
 
@@ -235,9 +244,13 @@ class _TqdmProgress:
         with self._lock:
             if self._bar is None:
                 tqdm = importlib.import_module("tqdm.auto").tqdm
-                self._bar = tqdm(total=total, desc=self.label, leave=False, file=sys.stderr)
+                self._bar = tqdm(
+                    total=total, desc=self.label, leave=False, file=sys.stderr, **_terminal_size()
+                )
             self._bar.total = total
             self._bar.update(done - self._bar.n)
+            if done >= total:  # draw the end even when it came within tqdm's interval
+                self._bar.refresh()
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(Exception):
