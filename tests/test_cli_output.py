@@ -314,6 +314,17 @@ def test_help_examples_run_in_an_empty_directory(
         assert code == 0, f"{example!r} in {prog}: {captured.err}"
 
 
+def test_all_help_examples_run_one_after_another_in_one_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for prog, lines in example_blocks():
+        for example in lines:
+            code = main(shlex.split(example)[1:])
+            captured = capsys.readouterr()
+            assert code == 0, f"{example!r} in {prog}: {captured.err}"
+
+
 def test_the_top_level_example_as_a_shell_runs_it(tmp_path: Path) -> None:
     # Once through a real shell with a 'dalfleet' command on PATH.
     bin_dir = tmp_path / "bin"
@@ -342,6 +353,15 @@ def test_init_writes_the_samples_once(tmp_path: Path, capsys: pytest.CaptureFixt
     assert out.splitlines()[0] == f"✅ Created {tmp_path / 'mold' / 'worker.mold.dal'}"
     assert (tmp_path / "mold" / "worker.mold.dal").is_file()
     assert (tmp_path / "fleets.yaml").is_file()
+    before = snapshot(tmp_path)
+    # Again: the files hold the samples already, so there is nothing to do.
+    code, out, err = run(capsys, "--base", str(tmp_path), "init")
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("Already initialized")
+    assert snapshot(tmp_path) == before
+    # An edited mold is the user's: init refuses and writes nothing.
+    (tmp_path / "mold" / "worker.mold.dal").write_text("mine", encoding="utf-8")
+    (tmp_path / "fleets.yaml").unlink()
     before = snapshot(tmp_path)
     code, out, err = run(capsys, "--base", str(tmp_path), "init")
     assert (code, out) == (1, "")

@@ -584,6 +584,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         return EXIT_OK
     for path in written:
         line(f"✅ Created {path}")
+    if not written:
+        line("Already initialized: mold/worker.mold.dal and fleets.yaml hold the samples")
     line(f"Next: {PROG} create workers --from-mold worker --count 2")
     return EXIT_OK
 

@@ -174,8 +174,13 @@ def _sub(
 
 # Examples run as written in an empty directory, so those that need a mold start
 # with "dalfleet init", which writes the sample mold/worker.mold.dal and fleets.yaml.
+# Each help's examples use their own fleet names, so that they also run one after
+# another in one directory.
 _INIT = "dalfleet init"
-_WORKERS = "dalfleet create workers --from-mold worker --count 2"
+
+
+def _from_mold(name: str, count: int = 2) -> str:
+    return f"dalfleet create {name} --from-mold worker --count {count}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         [
             "dalfleet create my-fleet",
             _INIT,
-            "dalfleet create workers --from-mold mold/worker.mold.dal --count 3",
+            "dalfleet create reviewers --from-mold mold/worker.mold.dal --count 3",
             "dalfleet create helpers --from-mold worker --count 2 --param env=prod",
         ],
         commands.cmd_create,
@@ -255,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         subs,
         "list",
         "list fleets",
-        ["dalfleet create my-fleet", "dalfleet list", "dalfleet list -v", "dalfleet list -o wide"],
+        ["dalfleet list", "dalfleet list -v", "dalfleet list -o wide"],
         commands.cmd_list,
         common,
     )
@@ -274,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
         subs,
         "show",
         "show a fleet's members and deployment",
-        [_INIT, _WORKERS, "dalfleet show workers"],
+        [_INIT, _from_mold("crawlers"), "dalfleet show crawlers"],
         commands.cmd_show,
         common,
     )
@@ -284,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         subs,
         "scale",
         "set a fleet's size (down terminates the removed members; up spawns from its mold)",
-        [_INIT, _WORKERS, "dalfleet scale workers 5", "dalfleet scale workers 0"],
+        [_INIT, _from_mold("indexers"), "dalfleet scale indexers 5", "dalfleet scale indexers 0"],
         commands.cmd_scale,
         common,
     )
@@ -299,8 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
             "dalfleet create old",
             "dalfleet delete old",
             _INIT,
-            _WORKERS,
-            "dalfleet delete workers --teardown",
+            _from_mold("scrapers"),
+            "dalfleet delete scrapers --teardown",
         ],
         commands.cmd_delete,
         common,
@@ -313,9 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
         "deploy",
         "record a task for a fleet (words are joined by spaces); executes nothing",
         [
-            "dalfleet create workers",
-            'dalfleet deploy workers "Process daily logs"',
-            "dalfleet deploy workers Process daily logs",
+            _INIT,
+            _from_mold("reporters"),
+            'dalfleet deploy reporters "Process daily logs"',
+            "dalfleet deploy reporters Process daily logs",
         ],
         commands.cmd_deploy,
         common,
@@ -331,9 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
         "spawn more agents from a mold into a fleet",
         [
             _INIT,
-            "dalfleet create workers",
-            "dalfleet add-from-mold workers worker 2",
-            "dalfleet add-from-mold workers worker 2 --param env=prod",
+            "dalfleet create builders",
+            "dalfleet add-from-mold builders worker 2",
+            "dalfleet add-from-mold builders worker 2 --param env=prod",
         ],
         commands.cmd_add_from_mold,
         common,
@@ -347,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
         subs,
         "add-member",
         "register an existing agent ID in a fleet",
-        ["dalfleet create workers", "dalfleet add-member workers agent_0123456789abcdef0123"],
+        ["dalfleet create mixed", "dalfleet add-member mixed agent_0123456789abcdef0123"],
         commands.cmd_add_member,
         common,
     )
@@ -360,11 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
         "dispatch each fleet's deployed task to its members (or execute it with --handler)",
         [
             _INIT,
-            _WORKERS,
-            "dalfleet deploy workers Process daily logs",
-            "dalfleet run workers",
+            _from_mold("batch"),
+            "dalfleet deploy batch Process daily logs",
+            "dalfleet run batch",
             "dalfleet run",
-            "dalfleet run workers --handler dalfleet.handlers:echo --concurrency 16 --timeout 30",
+            "dalfleet run batch --handler dalfleet.handlers:echo --concurrency 16 --timeout 30",
         ],
         commands.cmd_run,
         common,
@@ -380,7 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
         subs,
         "health",
         "show a fleet's health",
-        [_INIT, _WORKERS, "dalfleet deploy workers Process daily logs", "dalfleet health workers"],
+        [
+            _INIT,
+            _from_mold("monitors"),
+            "dalfleet deploy monitors Check the dashboards",
+            "dalfleet health monitors",
+        ],
         commands.cmd_health,
         common,
     )
@@ -392,10 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
         "print Kubernetes or Docker Compose YAML for one fleet or all",
         [
             _INIT,
-            _WORKERS,
-            "dalfleet export workers --format k8s",
+            _from_mold("web"),
+            "dalfleet export web --format k8s",
             "dalfleet export --format docker-compose -o compose.yaml",
-            "dalfleet export workers --workload statefulset --namespace agents --label team=ml",
+            "dalfleet export web --workload statefulset --namespace agents --label team=ml",
         ],
         commands.cmd_export,
         common,
@@ -432,10 +443,10 @@ def build_parser() -> argparse.ArgumentParser:
         "execute a fleet's queued tasks as they arrive (Ctrl-C or SIGTERM stops it cleanly)",
         [
             _INIT,
-            _WORKERS,
-            "dalfleet deploy workers Process daily logs",
-            "dalfleet run workers",
-            "dalfleet worker workers --handler dalfleet.handlers:echo --once",
+            _from_mold("queue"),
+            "dalfleet deploy queue Process daily logs",
+            "dalfleet run queue",
+            "dalfleet worker queue --handler dalfleet.handlers:echo --once",
         ],
         commands.cmd_worker,
         common,
@@ -453,10 +464,10 @@ def build_parser() -> argparse.ArgumentParser:
         "history",
         "list a fleet's deployment revisions (times in UTC)",
         [
-            "dalfleet create workers",
-            "dalfleet deploy workers first task",
-            "dalfleet deploy workers second task",
-            "dalfleet history workers",
+            "dalfleet create etl",
+            "dalfleet deploy etl first task",
+            "dalfleet deploy etl second task",
+            "dalfleet history etl",
         ],
         commands.cmd_history,
         common,
@@ -468,11 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
         "rollback",
         "redeploy the previous revision's task (or revision --to N)",
         [
-            "dalfleet create workers",
-            "dalfleet deploy workers v1",
-            "dalfleet deploy workers v2",
-            "dalfleet rollback workers",
-            "dalfleet rollback workers --to 2",
+            "dalfleet create api",
+            "dalfleet deploy api v1",
+            "dalfleet deploy api v2",
+            "dalfleet rollback api",
+            "dalfleet rollback api --to 2",
         ],
         commands.cmd_rollback,
         common,
@@ -511,10 +522,10 @@ def build_parser() -> argparse.ArgumentParser:
         "blue/green: move size from one fleet to another (target grows first)",
         [
             _INIT,
-            "dalfleet create workers-blue --from-mold worker --count 3",
-            "dalfleet create workers-green --from-mold worker",
-            "dalfleet shift workers-blue workers-green --count 1 --task 'Process logs v2'",
-            "dalfleet shift workers-blue workers-green",
+            _from_mold("blue", 3),
+            _from_mold("green", 1),
+            "dalfleet shift blue green --count 1 --task 'Process logs v2'",
+            "dalfleet shift blue green",
         ],
         commands.cmd_shift,
         common,
@@ -533,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
             "dalfleet mold list",
             "dalfleet mold show worker",
             "dalfleet mold validate mold/worker.mold.dal",
-            "dalfleet mold create reviewer",
+            "dalfleet mold create summarizer",
         ],
         None,
         common,

@@ -70,10 +70,12 @@ def _is_file(path: Path) -> bool:
 def write_samples(base: Path) -> list[Path]:
     """Write the packaged sample mold to ``base/mold/worker.mold.dal`` and
     :data:`SAMPLE_MANIFEST` to ``base/fleets.yaml``; return the paths written
-    (relative to ``base`` when ``base`` is the current directory).
+    (relative to ``base`` when ``base`` is the current directory). A file that
+    already holds exactly the sample is left alone and not returned.
 
     Raises:
-        FleetExistsError: either file already exists (nothing is written).
+        FleetExistsError: either file already exists with other content (nothing
+            is written).
         MoldError: the installation has no sample mold.
         StoreError: a file cannot be written (nothing is left behind).
     """
@@ -81,6 +83,9 @@ def write_samples(base: Path) -> list[Path]:
 
     sample = sample_mold_path().read_text(encoding="utf-8")
     targets = [(Path("mold") / "worker.mold.dal", sample), (Path("fleets.yaml"), SAMPLE_MANIFEST)]
+    # Files that already hold exactly the sample are kept as they are (init twice is
+    # harmless); any other file there is the user's, and nothing is written.
+    targets = [(relative, text) for relative, text in targets if not _holds(base / relative, text)]
     _refuse_existing([base / relative for relative, _ in targets])
     made_dir = False
     written: list[Path] = []
@@ -123,6 +128,13 @@ def write_mold_template(base: Path, name: str) -> Path:
     _refuse_existing([path])
     _create(path, _TEMPLATE.format(name=name))
     return path
+
+
+def _holds(path: Path, text: str) -> bool:
+    try:
+        return path.is_file() and not path.is_symlink() and path.read_bytes() == text.encode()
+    except OSError:
+        return False
 
 
 def _shown(path: Path, base: Path) -> Path:
