@@ -129,7 +129,8 @@ def iso_time(raw: str | float | None) -> str | None:
 
 
 def plain(value: Any) -> Any:
-    """``value`` as plain JSON data: attrs instances and mappings become dicts,
+    """``value`` as plain JSON data: attrs instances are unstructured by
+    :data:`dalfleet.convert.converter`, mappings become dicts,
     sequences lists, enums their value; NaN and infinities become None (JSON has no
     such numbers); anything else unknown becomes its ``repr``. Never raises for
     values whose ``repr`` does not raise."""
@@ -149,9 +150,14 @@ def plain(value: Any) -> Any:
     import attrs
 
     if attrs.has(type(value)):
-        return {
-            field.name: plain(getattr(value, field.name)) for field in attrs.fields(type(value))
-        }
+        from dalfleet.convert import converter
+
+        # The one converter makes the shape; this pass only makes it strict JSON.
+        try:
+            shaped = converter.unstructure(value)
+        except Exception:  # a handler's own attrs class the converter cannot take
+            return repr(value)
+        return plain(shaped)
     return repr(value)
 
 
