@@ -132,6 +132,21 @@ def test_error_messages_are_escaped_and_one_line(
         assert not RAW_CONTROL.search(err), argv
 
 
+def test_exported_yaml_on_stdout_has_no_raw_controls_and_keeps_the_task(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    run(capsys, "create", "w", "--from-mold", "worker")
+    run(capsys, "deploy", "w", NASTY)
+    code, out, err = run(capsys, "export", "w")
+    assert code == 0, err
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", out)
+    (job,) = [d for d in yaml.safe_load_all(out) if d]
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DAL_TASK"] == NASTY
+
+
 # -- strict JSON (#10 item 18) ----------------------------------------------------------
 
 

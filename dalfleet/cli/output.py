@@ -182,14 +182,21 @@ def print_json(document: Any) -> None:
     sys.stdout.write(json_text(document) + "\n")
 
 
+# What a terminal would act on. A YAML dumper never writes these raw (it escapes
+# them inside double quotes), so escaping them in its output loses nothing, while
+# escaping more (a bidi override inside a plain scalar) would change the document.
+_TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def print_text(text: str) -> None:
-    """Print a multi-line text (export YAML) line by line, control characters escaped.
+    """Print a document (export YAML) as it is, except for C0/C1 control
+    characters, which are escaped so that none reaches the terminal.
 
     Raises:
         OSError: stdout cannot be written.
     """
-    for row in text.splitlines():
-        line(row)
+    body = _TERMINAL_CONTROL.sub(_escaped, text.replace("\r\n", "\n"))
+    sys.stdout.write(body if body.endswith("\n") else body + "\n")
 
 
 # -- progress ------------------------------------------------------------------------------
