@@ -696,7 +696,9 @@ def cmd_task_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     line(f"📋 Pending tasks for {args.agent_id} ({len(tasks)}):")
     line()
-    for index, task in enumerate(tasks, start=1):
+    for index, record in enumerate(tasks, start=1):
+        # A coordinator's task record holds the Task (ID, priority, description).
+        task = getattr(record, "task", record)
         task_id = getattr(task, "task_id", "")
         priority = getattr(task, "priority", "medium")
         description = getattr(task, "description", "")
