@@ -222,7 +222,6 @@ def test_deploy_then_run_dispatches_to_every_member(project: Path) -> None:
     deployed = ok(dalfleet("deploy", "w", "Smoke test task", cwd=project))
     assert deployed == [
         "✅ Fleet 'w' deployed task (recorded in .dal/fleets.json)",
-        "  Revision: 1",
     ]
     assert ok(dalfleet("run", "w", cwd=project)) == ["Fleet 'w': dispatched to 2 member(s)"]
     again = dalfleet("run", cwd=project)

@@ -176,7 +176,6 @@ def test_names_the_reference_wrote_print_as_written(
     assert cli(capsys, "list") == ["Fleets:", "  it's  (0 agents)"]
     assert cli(capsys, "deploy", "it's", "go") == [
         "✅ Fleet 'it's' deployed task (recorded in .dal/fleets.json)",
-        "  Revision: 1",
     ]
 
 

@@ -151,7 +151,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             [
                 {
                     "name": name,
-                    "member_count": fleets[name].size,
+                    "member_count": len(fleets[name].member_ids),
                     "mold_source": fleets[name].mold_source,
                     "last_deployed_task": fleets[name].last_deployed_task,
                     "last_deployed_at": fleets[name].last_deployed_at,
@@ -171,12 +171,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         fleet = fleets[name]
         if args.verbose:
             line(
-                f"  {name}  ({fleet.size} agents)"
+                f"  {name}  ({len(fleet.member_ids)} agents)"
                 f"  last_deployed: {or_unset(fleet.last_deployed_task)}"
                 f"  at: {or_unset(fleet.last_deployed_at)}"
             )
         else:
-            line(f"  {name}  ({fleet.size} agents)")
+            line(f"  {name}  ({len(fleet.member_ids)} agents)")
     return EXIT_OK
 
 
@@ -185,7 +185,7 @@ def _list_wide(fleets: Sequence[Fleet]) -> None:
     rows = [
         (
             output.escape(fleet.name),
-            str(fleet.size),
+            str(len(fleet.member_ids)),
             output.escape(or_unset(fleet.mold_source)),
             output.iso_time(fleet.last_deployed_at) or or_unset(fleet.last_deployed_at),
             output.one_line(output.escape(or_unset(fleet.last_deployed_task))),
@@ -208,7 +208,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     line(f"Fleet: {fleet.name}")
     if fleet.mold_source is not None:
         line(f"  From mold: {fleet.mold_source}")
-    line(f"  Members: {fleet.size}")
+    line(f"  Members: {len(fleet.member_ids)}")
     for member in fleet.member_ids:
         line(f"    {member}")
     if fleet.last_deployed_task is not None:
@@ -256,8 +256,6 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         output.print_json(_fleet_json(fleet))
     else:
         line(f"✅ Fleet {_q(args.name)} deployed task (recorded in .dal/fleets.json)")
-        if fleet.history:
-            line(f"  Revision: {fleet.history[-1].revision}")
     return EXIT_OK
 
 
@@ -350,8 +348,6 @@ def _executed_lines(report: RunReport) -> None:
 
 def cmd_health(args: argparse.Namespace) -> int:
     """``dalfleet health NAME``."""
-    from dalfleet.models import AgentState
-
     with _client(args) as client:
         health = client.health(args.name)
     if args.json:
@@ -366,7 +362,7 @@ def cmd_health(args: argparse.Namespace) -> int:
         line(f"  Last deployed: {health.last_deployed_task}")
     if health.last_deployed_at is not None:
         line(f"  Deployed at: {health.last_deployed_at}")
-    line(f"  Status: {health.status}")
+    line(f"  Status: {output.text_of(health.status)}")
     # Ours, after the reference's lines.
     stamp = output.iso_time(health.last_deployed_at)
     if stamp is not None:
@@ -379,8 +375,8 @@ def cmd_health(args: argparse.Namespace) -> int:
         f"  Pending tasks: {pending}  Completed tasks: {completed}  Failed tasks: {failed}"
     )
     for member in health.members:
-        if member.state is not AgentState.ALIVE:
-            line(f"    {member.agent_id}: {member.state.value}")
+        if output.text_of(member.state) != "alive":
+            line(f"    {member.agent_id}: {output.text_of(member.state)}")
     return EXIT_OK
 
 
@@ -430,7 +426,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _outcome_line(outcome: MemberOutcome) -> str:
     if outcome.ok:
         return f"{outcome.agent_id}: ok"
-    detail = output.one_line(outcome.error or outcome.status, limit=500)
+    detail = output.one_line(outcome.error or output.text_of(outcome.status), limit=500)
     return f"{outcome.agent_id}: error: {detail}"
 
 
@@ -515,10 +511,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     """``dalfleet rollback NAME [--to N]``."""
     with _client(args) as client:
         fleet = client.rollback(args.name, args.to)
+        revisions = [] if args.json else client.history(args.name)
     if args.json:
         output.print_json(_fleet_json(fleet))
     else:
-        latest = fleet.history[-1].revision if fleet.history else 0
+        latest = revisions[-1].revision if revisions else 0
         task = output.one_line(fleet.last_deployed_task or "")
         line(f"Fleet {_q(fleet.name)} rolled back: revision {latest} redeploys {task}")
     return EXIT_OK
@@ -539,14 +536,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
             {
                 "dry_run": args.dry_run,
                 "changes": [
-                    {"action": c.action, "fleet": c.fleet, "detail": c.detail} for c in changes
+                    {"action": output.text_of(c.action), "fleet": c.fleet, "detail": c.detail}
+                    for c in changes
                 ],
             }
         )
         return EXIT_OK
     for change in changes:
         line(f"{change.symbol} {change.fleet}: {change.detail}")
-    done = sum(1 for c in changes if c.action != "warn")
+    done = sum(1 for c in changes if output.text_of(c.action) != "warn")
     if args.dry_run:
         line(f"{done} change(s) planned (dry run: nothing changed)")
     else:
@@ -565,8 +563,8 @@ def cmd_shift(args: argparse.Namespace) -> int:
     else:
         line(
             f"Shifted to fleet {_q(target.name)}: {_q(source.name)} now has "
-            f"{plural(source.size, 'member')}, {_q(target.name)} has "
-            f"{plural(target.size, 'member')}"
+            f"{plural(len(source.member_ids), 'member')}, {_q(target.name)} has "
+            f"{plural(len(target.member_ids), 'member')}"
         )
     return EXIT_OK
 

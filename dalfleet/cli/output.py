@@ -31,6 +31,7 @@ __all__ = [
     "error_line",
     "escape",
     "iso_time",
+    "text_of",
     "json_text",
     "line",
     "or_unset",
@@ -92,6 +93,16 @@ def warning_line(text: str) -> None:
     """Print one line on stderr (a per-member problem of a run). Never raises."""
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.write(escape(text) + "\n")
+
+
+def text_of(value: object) -> str:
+    """A value as the reference prints it: an enum (a status, a state) by its value,
+    anything else by ``str``. Never raises for enums and strings."""
+    import enum
+
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return str(value)
 
 
 def or_unset(value: str | None) -> str:
