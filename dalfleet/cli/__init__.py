@@ -71,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dalfleet.errors import FleetError, FleetNotFoundError
 
     args: argparse.Namespace | None = None
+    for stream in (sys.stdout, sys.stderr):
+        # A terminal or pipe that cannot encode ✅ or a name gets an escape, not a crash.
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     try:
         args = build_parser().parse_args(list(argv) if argv is not None else None)
         return _dispatch(args)

@@ -503,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
         ],
         commands.cmd_apply,
         common,
-        description="Make the fleets match a manifest (create, scale, deploy); --dry-run "
+        description="Make the fleets match a manifest (create, scale, deploy); --dry-run\n"
         "shows the diff. A manifest ('dalfleet init' writes one to fleets.yaml):\n\n"
         "  fleets:\n"
         "    workers: {mold: worker, count: 3, task: Process daily logs}",
