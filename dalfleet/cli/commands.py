@@ -120,7 +120,11 @@ def suggest_fleet(args: argparse.Namespace) -> str:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    """``dalfleet create NAME [--from-mold SRC --count N] [--param K=V …]``."""
+    """``dalfleet create NAME [--from-mold SRC --count N] [--param K=V …]``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     if args.from_mold is None and (args.count is not None or args.param is not None):
         flag = "--count" if args.count is not None else "--param"
         args.parser.error(f"{flag} needs --from-mold SRC")
@@ -143,7 +147,11 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """``dalfleet list [-v] [-o wide|json]``."""
+    """``dalfleet list [-v] [-o wide|json]``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     fleets = _store(args).load()
     names = sorted(fleets)
     if args.json or args.output == "json":
@@ -199,7 +207,11 @@ def _list_wide(fleets: Sequence[Fleet]) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """``dalfleet show NAME``."""
+    """``dalfleet show NAME``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     with _client(args) as client:
         fleet = client.get(args.name)
     if args.json:
@@ -219,7 +231,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
-    """``dalfleet scale NAME N``."""
+    """``dalfleet scale NAME N``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     with _client(args) as client, _progress(args, "spawning") as progress:
         fleet = client.scale(args.name, args.size, progress=progress)
     if args.json:
@@ -230,7 +246,11 @@ def cmd_scale(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    """``dalfleet delete NAME [--teardown]``."""
+    """``dalfleet delete NAME [--teardown]``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     from dalfleet.client import fleet_not_found
 
     with _client(args) as client:
@@ -249,7 +269,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    """``dalfleet deploy NAME TASK…``."""
+    """``dalfleet deploy NAME TASK…``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     with _client(args) as client:
         fleet = client.deploy(args.name, " ".join(args.task))
     if args.json:
@@ -260,7 +284,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_add_from_mold(args: argparse.Namespace) -> int:
-    """``dalfleet add-from-mold NAME SRC COUNT [--param K=V …]``."""
+    """``dalfleet add-from-mold NAME SRC COUNT [--param K=V …]``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     with _client(args) as client, _progress(args, "spawning") as progress:
         fleet = client.add_from_mold(
             args.name, args.source, args.count, args.param, progress=progress
@@ -274,7 +302,11 @@ def cmd_add_from_mold(args: argparse.Namespace) -> int:
 
 def cmd_add_member(args: argparse.Namespace) -> int:
     """``dalfleet add-member NAME ID``; an existing member is accepted silently, as in
-    the reference."""
+    the reference.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     with _client(args) as client:
         fleet = client.add_member(args.name, args.agent_id)
     if args.json:
@@ -285,7 +317,11 @@ def cmd_add_member(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``dalfleet run [NAME] [--handler MOD:FN …]``."""
+    """``dalfleet run [NAME] [--handler MOD:FN …]``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     options: dict[str, Any] = {}
     if args.concurrency is not None:
         options["concurrency"] = args.concurrency
@@ -347,7 +383,11 @@ def _executed_lines(report: RunReport) -> None:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    """``dalfleet health NAME``."""
+    """``dalfleet health NAME``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     with _client(args) as client:
         health = client.health(args.name)
     if args.json:
@@ -381,7 +421,11 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``dalfleet export [NAME] [--format …] [-o FILE] …``."""
+    """``dalfleet export [NAME] [--format …] [-o FILE] …``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     from dalfleet.errors import StoreError
     from dalfleet.export import parse_format
 
@@ -451,7 +495,11 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """``dalfleet worker NAME --handler MOD:FN [--once] …``."""
+    """``dalfleet worker NAME --handler MOD:FN [--once] …``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     options: dict[str, Any] = {}
     if args.concurrency is not None:
         options["concurrency"] = args.concurrency
@@ -491,7 +539,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    """``dalfleet history NAME``: revisions with ISO-8601 UTC times."""
+    """``dalfleet history NAME``: revisions with ISO-8601 UTC times.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     with _client(args) as client:
         revisions = client.history(args.name)
     if args.json:
@@ -508,7 +560,11 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    """``dalfleet rollback NAME [--to N]``."""
+    """``dalfleet rollback NAME [--to N]``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     with _client(args) as client:
         fleet = client.rollback(args.name, args.to)
         revisions = [] if args.json else client.history(args.name)
@@ -522,7 +578,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    """``dalfleet apply -f FILE [--dry-run] [--prune]``."""
+    """``dalfleet apply -f FILE [--dry-run] [--prune]``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     from dalfleet.manifest import load_manifest, parse_manifest
 
     if args.filename == "-":
@@ -553,7 +613,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_shift(args: argparse.Namespace) -> int:
-    """``dalfleet shift FROM TO [--count N] [--task TASK]``."""
+    """``dalfleet shift FROM TO [--count N] [--task TASK]``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     with _client(args) as client, _progress(args, "spawning") as progress:
         source, target = client.shift(
             args.source, args.target, args.count, task=args.task, progress=progress
@@ -573,7 +637,11 @@ def cmd_shift(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    """``dalfleet init``: write the sample mold and manifest; never overwrites."""
+    """``dalfleet init``: write the sample mold and manifest; never overwrites.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     from dalfleet.cli.scaffold import write_samples
 
     written = write_samples(_base(args))
@@ -589,7 +657,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_mold_list(args: argparse.Namespace) -> int:
-    """``dalfleet mold list``: local molds in the reference's order."""
+    """``dalfleet mold list``: local molds in the reference's order.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     from dalfleet.cli.scaffold import local_mold_paths
 
     paths = local_mold_paths(_base(args).absolute())
@@ -606,7 +678,11 @@ def cmd_mold_list(args: argparse.Namespace) -> int:
 
 
 def cmd_mold_show(args: argparse.Namespace) -> int:
-    """``dalfleet mold show SRC``."""
+    """``dalfleet mold show SRC``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     from dalfleet.mold import load_mold
 
     mold = load_mold(args.source, _base(args))
@@ -635,7 +711,11 @@ def cmd_mold_show(args: argparse.Namespace) -> int:
 
 
 def cmd_mold_validate(args: argparse.Namespace) -> int:
-    """``dalfleet mold validate FILE…``: exit 1 if any file is not a valid mold."""
+    """``dalfleet mold validate FILE…``: exit 1 if any file is not a valid mold.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     from dalfleet.errors import FleetError
     from dalfleet.mold import parse_mold, read_mold_file
 
@@ -657,7 +737,11 @@ def cmd_mold_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_mold_create(args: argparse.Namespace) -> int:
-    """``dalfleet mold create NAME``: a template ``NAME.mold.dal``; never overwrites."""
+    """``dalfleet mold create NAME``: a template ``NAME.mold.dal``; never overwrites.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     from dalfleet.cli.scaffold import write_mold_template
 
     path = write_mold_template(_base(args).absolute(), args.name)
@@ -670,7 +754,11 @@ def cmd_mold_create(args: argparse.Namespace) -> int:
 
 def cmd_task_list(args: argparse.Namespace) -> int:
     """``dalfleet task list AGENT_ID``: the agent's pending tasks, as the reference's
-    ``dal agent task list``."""
+    ``dal agent task list``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
     from dalfleet.errors import CoordinatorError
 
     with _client(args) as client:
