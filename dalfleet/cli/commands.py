@@ -62,11 +62,22 @@ def _base(args: argparse.Namespace) -> Path:
 
 
 def _store(args: argparse.Namespace) -> Store:
-    """The fleet store of the project (the commands that read only fleets use it
-    alone, so they never load the coordinator)."""
+    """The fleet store of the project."""
     from dalfleet.store import JsonFileStore
 
     return JsonFileStore(_base(args))
+
+
+def _fleets(args: argparse.Namespace) -> dict[str, Fleet]:
+    """Every fleet, read from the store alone: the commands that only read fleets
+    never load the coordinator (SQLite) or the executor (asyncio)."""
+    store = _store(args)
+    try:
+        return dict(store.load())
+    finally:
+        close = getattr(store, "close", None)  # Store.close is new in the protocol
+        if callable(close):
+            close()
 
 
 def _client(args: argparse.Namespace) -> Client:
@@ -105,7 +116,7 @@ def suggest_fleet(args: argparse.Namespace) -> str:
     import difflib
 
     try:
-        names = sorted(_store(args).load())
+        names = sorted(_fleets(args))
     except Exception:
         return ""
     for typed in (getattr(args, key, None) for key in ("name", "source", "target")):
@@ -152,7 +163,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     Raises:
         FleetError: what the library raised (printed by ``main`` as one line).
     """
-    fleets = _store(args).load()
+    fleets = _fleets(args)
     names = sorted(fleets)
     if args.json or args.output == "json":
         output.print_json(
