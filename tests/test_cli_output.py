@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dalfleet.cli import build_parser, main
 from dalfleet.cli.output import escape, iso_time, json_text, write_text
@@ -73,6 +75,27 @@ def snapshot(base: Path) -> dict[str, bytes]:
 def test_escape(text: str, shown: str) -> None:
     assert escape(text) == shown
     assert not RAW_CONTROL.search(escape(text))
+
+
+@given(st.text())
+def test_escape_never_lets_a_control_through(text: str) -> None:
+    shown = escape(text)
+    assert not RAW_CONTROL.search(shown)
+    assert "\n" not in shown
+    assert len(shown.splitlines()) <= 1
+    printable = "".join(c for c in text if c.isprintable() and not RAW_CONTROL.search(c))
+    if printable == text:
+        assert shown == text  # ordinary text is printed as it is
+
+
+@given(st.text(min_size=1).filter(lambda t: t.strip()))
+def test_json_text_round_trips_and_stays_strict(text: str) -> None:
+    document = {"task": text, "n": [float("nan"), 1]}
+    dumped = json_text(document)
+    assert not RAW_CONTROL.search(dumped.replace("\n", ""))
+    loaded = json.loads(dumped, parse_constant=no_constants)
+    assert loaded["n"] == [None, 1]
+    assert loaded["task"] == text  # lone surrogates too, as \\udcXX escapes
 
 
 def test_a_task_with_control_characters_prints_as_one_escaped_line(
