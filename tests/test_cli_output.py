@@ -95,7 +95,7 @@ def test_json_text_round_trips_and_stays_strict(text: str) -> None:
     assert not RAW_CONTROL.search(dumped.replace("\n", ""))
     loaded = json.loads(dumped, parse_constant=no_constants)
     assert loaded["n"] == [None, 1]
-    assert loaded["task"] == text  # lone surrogates too, as \\udcXX escapes
+    assert loaded["task"] == text  # lone surrogates too (written as JSON escapes)
 
 
 def test_a_task_with_control_characters_prints_as_one_escaped_line(
