@@ -918,6 +918,11 @@ class Client:
         text = validate_task(task) if task is not None else None
         src, dst = self.get(source), self.get(target)
         have = len(src.member_ids)
+        if not have:
+            raise InvalidArgumentError(
+                f"fleet {show_value(source)} has no members to shift "
+                f"(scale it up first, or shift from a fleet that has members)"
+            )
         n = have if count is None else validate_size(count, self.max_count)
         if not 1 <= n <= have:
             raise InvalidArgumentError(

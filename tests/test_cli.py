@@ -8,6 +8,8 @@ process, which is much faster.
 
 from __future__ import annotations
 
+import datetime
+import importlib.util
 import json
 import os
 import signal
@@ -108,6 +110,12 @@ def ok(result: subprocess.CompletedProcess[str]) -> list[str]:
     return result.stdout.splitlines()
 
 
+def iso(stamp: str) -> str:
+    """The ISO-8601 UTC form of an epoch-seconds stamp from the fleet file."""
+    moment = datetime.datetime.fromtimestamp(float(stamp), tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def fleet_file(base: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((base / ".dal" / "fleets.json").read_text("utf-8"))
     return data
@@ -141,7 +149,9 @@ def json_main(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
 
 
 def test_create_empty_then_list(project: Path) -> None:
-    assert ok(dalfleet("create", "my-fleet", cwd=project)) == ["Fleet 'my-fleet' created (empty)"]
+    assert ok(dalfleet("create", "my-fleet", cwd=project)) == [
+        "✅ Fleet 'my-fleet' created (empty)"
+    ]
     assert ok(dalfleet("list", cwd=project)) == ["Fleets:", "  my-fleet  (0 agents)"]
     assert fleet_file(project)["my-fleet"] == {
         "name": "my-fleet",
@@ -152,7 +162,7 @@ def test_create_empty_then_list(project: Path) -> None:
 
 def test_list_without_fleets_says_how_to_create_one(project: Path) -> None:
     assert ok(dalfleet("list", cwd=project)) == [
-        "No fleets (create one with: dalfleet create NAME)"
+        "No fleets (create with: dalfleet create <name> [--from-mold <path> --count N])"
     ]
     assert not (project / ".dal").exists()
 
@@ -162,7 +172,7 @@ def test_show_then_delete(project: Path) -> None:
     lines = ok(dalfleet("show", "w", cwd=project))
     ids = fleet_file(project)["w"]["member_ids"]
     assert lines == ["Fleet: w", "  From mold: worker", "  Members: 2", *(f"    {i}" for i in ids)]
-    assert ok(dalfleet("delete", "w", cwd=project)) == ["Fleet 'w' deleted"]
+    assert ok(dalfleet("delete", "w", cwd=project)) == ["✅ Fleet 'w' deleted"]
     gone = dalfleet("show", "w", cwd=project)
     assert gone.returncode == 1
     assert gone.stderr == "dalfleet: error: fleet 'w' not found\n"
@@ -183,7 +193,7 @@ def test_create_from_mold_by_stem(project: Path) -> None:
             cwd=project,
         )
     )
-    assert lines == ["Fleet 'w' created with 3 agents from mold worker"]
+    assert lines == ["✅ Fleet 'w' created with 3 agents from mold worker"]
     entry = fleet_file(project)["w"]
     assert entry["mold_source"] == "worker"
     assert len(entry["member_ids"]) == 3
@@ -192,15 +202,15 @@ def test_create_from_mold_by_stem(project: Path) -> None:
 
 def test_create_from_mold_count_defaults_to_one(project: Path) -> None:
     lines = ok(dalfleet("create", "w", "--from-mold", "mold/worker.mold.dal", cwd=project))
-    assert lines == ["Fleet 'w' created with 1 agents from mold mold/worker.mold.dal"]
+    assert lines == ["✅ Fleet 'w' created with 1 agents from mold mold/worker.mold.dal"]
 
 
 def test_scale_down_then_up(project: Path) -> None:
     ok(dalfleet("create", "w", "--from-mold", "worker", "--count", "3", cwd=project))
     first = fleet_file(project)["w"]["member_ids"]
-    assert ok(dalfleet("scale", "w", "1", cwd=project)) == ["Fleet 'w' scaled to 1 members"]
+    assert ok(dalfleet("scale", "w", "1", cwd=project)) == ["✅ Fleet 'w' scaled to 1 agents"]
     assert fleet_file(project)["w"]["member_ids"] == first[:1]
-    assert ok(dalfleet("scale", "w", "4", cwd=project)) == ["Fleet 'w' scaled to 4 members"]
+    assert ok(dalfleet("scale", "w", "4", cwd=project)) == ["✅ Fleet 'w' scaled to 4 agents"]
     after = fleet_file(project)["w"]["member_ids"]
     assert len(after) == 4
     assert after[0] == first[0]
@@ -210,9 +220,16 @@ def test_scale_down_then_up(project: Path) -> None:
 def test_deploy_then_run_dispatches_to_every_member(project: Path) -> None:
     ok(dalfleet("create", "w", "--from-mold", "worker", "--count", "2", cwd=project))
     deployed = ok(dalfleet("deploy", "w", "Smoke test task", cwd=project))
-    assert deployed == ["Task deployed to fleet 'w' (revision 1)"]
+    assert deployed == [
+        "✅ Fleet 'w' deployed task (recorded in .dal/fleets.json)",
+    ]
     assert ok(dalfleet("run", "w", cwd=project)) == ["Fleet 'w': dispatched to 2 member(s)"]
-    assert ok(dalfleet("run", cwd=project)) == ["Fleet 'w': dispatched to 2 member(s)"]
+    again = dalfleet("run", cwd=project)
+    assert again.returncode == 0
+    assert again.stdout.splitlines() == ["Fleet 'w': dispatched to 2 member(s)"]
+    # The second run queued the task again: said on stderr, stdout stays the reference's.
+    assert again.stderr.startswith("note: 2 task(s) were already pending for fleet 'w' ")
+    assert len(again.stderr.splitlines()) == 1
 
 
 def test_health_shows_the_deployed_task(project: Path) -> None:
@@ -228,21 +245,22 @@ def test_health_shows_the_deployed_task(project: Path) -> None:
         "  Last deployed: Process daily logs",
         f"  Deployed at: {stamp}",
         "  Status: ok",
+        f"  Deployed at (UTC): {iso(stamp)}",
         "  Alive: 2/2  Pending tasks: 2  Completed tasks: 0  Failed tasks: 0",
     ]
 
 
-def test_health_of_an_empty_fleet_shows_dashes(project: Path) -> None:
+def test_health_of_an_undeployed_fleet_omits_the_deployment_lines(project: Path) -> None:
+    # As the reference: "Last deployed" and "Deployed at" only when set.
     ok(dalfleet("create", "e", cwd=project))
     lines = ok(dalfleet("health", "e", cwd=project))
-    assert lines[:6] == [
+    assert lines[:4] == [
         "Fleet: e",
         "  Members: 0",
         "  Has mold: false",
-        "  Last deployed: —",
-        "  Deployed at: —",
         "  Status: empty",
     ]
+    assert lines[4].startswith("  Alive: ")
 
 
 def test_k8s_export_contains_the_agent_ids(project: Path) -> None:
@@ -262,15 +280,13 @@ def test_list_verbose_before_and_after_deploy(project: Path) -> None:
     ok(dalfleet("create", "w", "--from-mold", "worker", "--count", "2", cwd=project))
     assert ok(dalfleet("list", "-v", cwd=project)) == [
         "Fleets:",
-        "  w  (2 agents)",
-        "    last_deployed: —  at: —",
+        "  w  (2 agents)  last_deployed: —  at: —",
     ]
     ok(dalfleet("deploy", "w", "Process daily logs", cwd=project))
     stamp = fleet_file(project)["w"]["last_deployed_at"]
     assert ok(dalfleet("list", "--verbose", cwd=project)) == [
         "Fleets:",
-        "  w  (2 agents)",
-        f"    last_deployed: Process daily logs  at: {stamp}",
+        f"  w  (2 agents)  last_deployed: Process daily logs  at: {stamp}",
     ]
 
 
@@ -295,11 +311,12 @@ def test_deploy_accepts_words_that_look_like_options_after_double_dash(
 def test_add_from_mold_and_add_member(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_main(capsys, "create", "w")
     code, out, _ = run_main(capsys, "add-from-mold", "w", "worker", "2", "--param", "env=dev")
-    assert (code, out) == (0, "Added 2 agents to fleet 'w' from mold worker\n")
+    assert (code, out) == (0, "✅ Added 2 agent(s) to fleet 'w' from mold worker\n")
     code, out, _ = run_main(capsys, "add-member", "w", "agent_elsewhere")
-    assert (code, out) == (0, "Added member agent_elsewhere to fleet 'w'\n")
+    assert (code, out) == (0, "✅ Added agent agent_elsewhere to fleet 'w'\n")
+    # An existing member: the reference prints the same line and changes nothing.
     code, out, _ = run_main(capsys, "add-member", "w", "agent_elsewhere")
-    assert (code, out) == (0, "Agent agent_elsewhere is already a member of fleet 'w'\n")
+    assert (code, out) == (0, "✅ Added agent agent_elsewhere to fleet 'w'\n")
     entry = fleet_file(project)["w"]
     assert len(entry["member_ids"]) == 3
     assert entry["mold_source"] == "worker"
@@ -308,13 +325,13 @@ def test_add_from_mold_and_add_member(project: Path, capsys: pytest.CaptureFixtu
 def test_delete_with_teardown(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_main(capsys, "create", "w", "--from-mold", "worker", "--count", "2")
     code, out, _ = run_main(capsys, "delete", "w", "--teardown")
-    assert (code, out) == (0, "Fleet 'w' deleted (members terminated)\n")
+    assert (code, out) == (0, "✅ Fleet 'w' deleted\n  Members terminated\n")
 
 
 def test_run_without_deployed_task_says_so(project: Path) -> None:
     ok(dalfleet("create", "w", "--from-mold", "worker", cwd=project))
     assert ok(dalfleet("run", cwd=project)) == [
-        "No fleets with a deployed task to run (deploy one with: dalfleet deploy NAME TASK)"
+        "No fleets with a deployed task to run (deploy first with: dalfleet deploy <name> <task>)"
     ]
 
 
@@ -330,12 +347,9 @@ def test_run_reports_members_that_cannot_be_dispatched(
     run_main(capsys, "deploy", "w", "task")
     code, out, err = run_main(capsys, "run", "w")
     assert code == 1
-    assert err == ""
-    lines = out.splitlines()
-    assert lines == [
-        "Fleet 'w': dispatched to 2 member(s)",
-        f"  {gone}: agent '{gone}' is terminated",
-    ]
+    # As the reference: the dispatched line on stdout, each error on stderr.
+    assert out.splitlines() == ["Fleet 'w': dispatched to 2 member(s)"]
+    assert err.splitlines() == [f"  ⚠ {gone}: agent '{gone}' is terminated"]
 
 
 # -- --json on every command ---------------------------------------------------------------
@@ -638,6 +652,8 @@ def test_history_and_rollback(project: Path, capsys: pytest.CaptureFixture[str])
     lines = out.splitlines()
     assert lines[0] == "History of fleet 'w':"
     assert lines[1].startswith("  #1  ") and lines[1].endswith("  first task")
+    stamp = json_main(capsys, "history", "w", "--json")[0]["deployed_at"]
+    assert lines[1] == f"  #1  {iso(stamp)}  first task"
     assert lines[2].startswith("  #2  ") and lines[2].endswith("  second task")
     code, out, _ = run_main(capsys, "rollback", "w")
     assert (code, out) == (0, "Fleet 'w' rolled back: revision 3 redeploys first task\n")
@@ -685,10 +701,17 @@ def test_export_options_reach_the_manifests(
 def test_mold_show_and_validate(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_main(capsys, "mold", "show", "worker")
     assert code == 0
-    assert out.splitlines()[:3] == [
-        "Mold: worker 1.0",
-        f"  File: {project / 'mold' / 'worker.mold.dal'}",
-        "  Type: Worker",
+    assert out.splitlines() == [
+        "Mold: worker (version 1.0)",
+        f"  Path: {project / 'mold' / 'worker.mold.dal'}",
+        "  Agent type: Worker",
+        "  Role: Process {{env}} jobs",
+        "  Capabilities: read, write",
+        "  Trust level: ",
+        "  Memory limit: 256MB",
+        "  Learning: false  Communication: false  Coordination: false",
+        "  Skills: —",
+        "  Lifecycle hooks: —",
     ]
     assert json_main(capsys, "mold", "show", "worker", "--json")["memory_limit"] == "256MB"
     (project / "bad.mold.dal").write_text('mold "x"\nagent\n  type Alien\n', encoding="utf-8")
@@ -705,7 +728,7 @@ def test_mold_show_and_validate(project: Path, capsys: pytest.CaptureFixture[str
 
 def test_no_progress_when_stderr_is_not_a_terminal(project: Path) -> None:
     result = dalfleet("create", "w", "--from-mold", "worker", "--count", "150", cwd=project)
-    assert ok(result) == ["Fleet 'w' created with 150 agents from mold worker"]
+    assert ok(result) == ["✅ Fleet 'w' created with 150 agents from mold worker"]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
@@ -747,10 +770,12 @@ def test_progress_on_a_terminal(project: Path) -> None:
         shown += chunk
     os.close(master)
     assert result.returncode == 0
-    assert result.stdout == b"Fleet 'w' created with 150 agents from mold worker\n"
-    assert b"\rspawning 100/150" in shown
-    assert b"\rspawning 150/150" in shown
-    assert shown.endswith(b"\r")  # the line is cleared at the end
+    assert result.stdout == "✅ Fleet 'w' created with 150 agents from mold worker\n".encode()
+    assert b"spawning" in shown
+    assert b"150/150" in shown
+    if importlib.util.find_spec("tqdm") is None:  # the plain fallback
+        assert b"\rspawning 100/150" in shown
+        assert shown.endswith(b"\r")  # the line is cleared at the end
 
 
 # -- interruption and unexpected errors --------------------------------------------------------

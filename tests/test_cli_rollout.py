@@ -104,6 +104,6 @@ def test_shift_blue_to_green(in_base: Path, capsys: pytest.CaptureFixture[str]) 
     assert run_main(capsys, "create", "green", "--from-mold", "worker")[0] == 0
     code, out, err = run_main(capsys, "shift", "blue", "green", "--task", "v2")
     assert (code, err) == (0, "")
-    assert out == "Shifted to fleet 'green': 'blue' now has 0 members, 'green' has 3\n"
+    assert out == "Shifted to fleet 'green': 'blue' now has 0 members, 'green' has 3 members\n"
     shown = json_main(capsys, "show", "green", "--json")
     assert shown["last_deployed_task"] == "v2" and len(shown["member_ids"]) == 3

@@ -450,7 +450,7 @@ def test_agents_outlive_the_driver_that_spawned_them(
             return done.stdout.splitlines()
 
         assert cli("create", "w", "--from-mold", "worker", "--count", "2") == [
-            "Fleet 'w' created with 2 agents from mold worker"
+            "✅ Fleet 'w' created with 2 agents from mold worker"
         ]
         cli("deploy", "w", "hello")
         assert cli("run", "w") == ["Fleet 'w': dispatched to 2 member(s)"]

@@ -1,0 +1,108 @@
+"""The ``dalfleet`` command line (and ``python -m dalfleet``): parse, call the library, print.
+
+It mirrors the reference's ``dal agent fleet`` and ``dal agent mold`` subcommands and
+keeps their output lines byte for byte, which scripts grep (SPEC §8). Every command
+works on the current directory, or on ``--base DIR``; ``--json`` prints one JSON
+document instead of the human lines. ``--base`` and ``--json`` are accepted before
+or after the subcommand.
+
+* :mod:`dalfleet.cli.parser`: arguments, help and its examples.
+* :mod:`dalfleet.cli.commands`: one function per subcommand; calls the library.
+* :mod:`dalfleet.cli.output`: every line, JSON document, progress bar and file written.
+
+Errors are one line on stderr, ``dalfleet: error: MESSAGE``, exit status 1; usage
+errors (unknown subcommand, missing or malformed arguments) exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from dalfleet.cli import output
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``dalfleet`` argument parser, with every subcommand. Never raises."""
+    from dalfleet.cli.parser import build_parser as build
+
+    return build()
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return EXIT_OK
+    if isinstance(code, int):
+        return code
+    output.error_line(str(code))
+    return EXIT_ERROR
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    func = args.func
+    if func is None:  # "dalfleet", "dalfleet mold" or "dalfleet task" alone
+        parser: argparse.ArgumentParser = args.parser
+        parser.error(f"missing subcommand (choose from {', '.join(args.subcommands)})")
+    status: int = func(args)
+    # Flush here so a closed pipe is reported as BrokenPipeError inside main().
+    sys.stdout.flush()
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``dalfleet`` command line with ``argv`` (default ``sys.argv[1:]``).
+
+    Returns the exit status: 0 on success, 1 on an error (one line on stderr),
+    2 on a usage error, 130 when interrupted.
+
+    Never raises: errors, usage errors, ``--help``/``--version``, a broken pipe and
+    Ctrl-C are all reported and turned into the exit status.
+    """
+    from dalfleet.errors import FleetError, FleetNotFoundError
+
+    args: argparse.Namespace | None = None
+    for stream in (sys.stdout, sys.stderr):
+        # A terminal or pipe that cannot encode ✅ or a name gets an escape, not a crash.
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    try:
+        args = build_parser().parse_args(list(argv) if argv is not None else None)
+        return _dispatch(args)
+    except SystemExit as exc:  # argparse: --help, --version, usage errors
+        return _exit_code(exc.code)
+    except FleetError as exc:
+        message = str(exc)
+        if isinstance(exc, FleetNotFoundError) and args is not None:
+            from dalfleet.cli.commands import suggest_fleet
+
+            message += suggest_fleet(args)
+        output.error_line(message)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        output.error_line("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``dalfleet export | head``); say nothing more.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
+    except Exception as exc:
+        if os.environ.get("DALFLEET_DEBUG") == "1":
+            traceback.print_exc()
+        detail = str(exc).strip()
+        output.error_line(
+            f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__,
+            kind="internal error",
+        )
+        return EXIT_ERROR

@@ -1,0 +1,810 @@
+"""One function per subcommand: call the library, hand the result to the output.
+
+No fleet rule lives here: arguments go to :class:`dalfleet.client.Client` as typed
+and whatever it raises is reported by :func:`dalfleet.cli.main`. The human lines
+that the reference (``dal agent fleet`` / ``dal agent mold``) also prints are
+byte-identical to its lines; what is ours comes on extra lines after them.
+
+Heavy modules (the client and its coordinator, YAML, asyncio) are imported inside
+the commands that need them, so ``dalfleet --version`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from dalfleet.cli import output
+from dalfleet.cli.output import PROG, UNSET, line, or_unset, plural
+
+if TYPE_CHECKING:
+    from dalfleet.client import Client
+    from dalfleet.models import Fleet, MemberOutcome, RunReport
+    from dalfleet.store import Store
+
+__all__ = ["Command", "suggest_fleet"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+
+Command = Callable[[argparse.Namespace], int]
+
+# The reference's lines, with "dal agent fleet" replaced by "dalfleet" in hints.
+NO_FLEETS = f"No fleets (create with: {PROG} create <name> [--from-mold <path> --count N])"
+NO_RUNS = f"No fleets with a deployed task to run (deploy first with: {PROG} deploy <name> <task>)"
+NO_MOLDS = "No local molds found (looked in ., mold/, mold/samples for *.mold.dal, *.mold.json)"
+
+
+# -- shared ----------------------------------------------------------------------------
+
+
+def _base(args: argparse.Namespace) -> Path:
+    """The project directory: ``--base DIR`` (which must exist) or the current directory."""
+    from dalfleet.errors import FleetError
+    from dalfleet.validate import show_value
+
+    if args.base is None:
+        return Path.cwd()
+    base = Path(args.base)
+    if not base.is_dir():
+        # Writing the fleet file would create the directory tree; a typo should not.
+        raise FleetError(
+            f"base directory {show_value(args.base)} does not exist or is not a directory"
+        )
+    return base
+
+
+def _store(args: argparse.Namespace) -> Store:
+    """The fleet store of the project."""
+    from dalfleet.store import JsonFileStore
+
+    return JsonFileStore(_base(args))
+
+
+def _fleets(args: argparse.Namespace) -> dict[str, Fleet]:
+    """Every fleet, read from the store alone: the commands that only read fleets
+    never load the coordinator (SQLite) or the executor (asyncio)."""
+    store = _store(args)
+    try:
+        return dict(store.load())
+    finally:
+        close = getattr(store, "close", None)  # Store.close is new in the protocol
+        if callable(close):
+            close()
+
+
+def _client(args: argparse.Namespace) -> Client:
+    from dalfleet.client import Client
+
+    if args.ray is None:
+        return Client.for_base(_base(args))
+    from dalfleet.coordinator.ray import RayCoordinator
+
+    # The fleet file stays in the project; the agents live in the cluster.
+    # Ray's own INFO lines would break the one-line-per-result output.
+    coordinator = RayCoordinator(
+        address=args.ray, init_kwargs={"logging_level": "WARNING", "log_to_driver": False}
+    )
+    return Client(_store(args), coordinator, base=_base(args))
+
+
+def _progress(args: argparse.Namespace, label: str) -> contextlib.AbstractContextManager[Any]:
+    return output.progress(not args.json, label)
+
+
+def _fleet_json(fleet: Fleet) -> dict[str, Any]:
+    from dalfleet.convert import unstructure_fleet
+
+    return unstructure_fleet(fleet)
+
+
+def _q(name: str) -> str:
+    # The reference quotes names as '{}'; control characters are escaped on output.
+    return f"'{name}'"
+
+
+def suggest_fleet(args: argparse.Namespace) -> str:
+    """``"; did you mean 'workers'?"`` for a mistyped fleet name of this command, or
+    ``""`` when no existing fleet name is close. Never raises."""
+    import difflib
+
+    try:
+        names = sorted(_fleets(args))
+    except Exception:
+        return ""
+    for typed in (getattr(args, key, None) for key in ("name", "source", "target")):
+        if isinstance(typed, str) and typed not in names:
+            close = difflib.get_close_matches(typed, names, n=1, cutoff=0.6)
+            if close:
+                return f"; did you mean {_q(close[0])}?"
+    return ""
+
+
+# -- the reference's commands ----------------------------------------------------------
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    """``dalfleet create NAME [--from-mold SRC --count N] [--param K=V …]``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    if args.from_mold is None and (args.count is not None or args.param is not None):
+        flag = "--count" if args.count is not None else "--param"
+        args.parser.error(f"{flag} needs --from-mold SRC")
+    count = 1 if args.count is None else args.count
+    with _client(args) as client:
+        if args.from_mold is None:
+            fleet = client.create(args.name)
+        else:
+            with _progress(args, "spawning") as progress:
+                fleet = client.create_from_mold(
+                    args.name, args.from_mold, count, args.param, progress=progress
+                )
+    if args.json:
+        output.print_json(_fleet_json(fleet))
+    elif args.from_mold is None:
+        line(f"✅ Fleet {_q(args.name)} created (empty)")
+    else:
+        line(f"✅ Fleet {_q(args.name)} created with {count} agents from mold {args.from_mold}")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``dalfleet list [-v] [-o wide|json]``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    fleets = _fleets(args)
+    names = sorted(fleets)
+    if args.json or args.output == "json":
+        output.print_json(
+            [
+                {
+                    "name": name,
+                    "member_count": len(fleets[name].member_ids),
+                    "mold_source": fleets[name].mold_source,
+                    "last_deployed_task": fleets[name].last_deployed_task,
+                    "last_deployed_at": fleets[name].last_deployed_at,
+                }
+                for name in names
+            ]
+        )
+        return EXIT_OK
+    if not names:
+        line(NO_FLEETS)
+        return EXIT_OK
+    if args.output == "wide":
+        _list_wide([fleets[name] for name in names])
+        return EXIT_OK
+    line("Fleets:")
+    for name in names:
+        fleet = fleets[name]
+        if args.verbose:
+            line(
+                f"  {name}  ({len(fleet.member_ids)} agents)"
+                f"  last_deployed: {or_unset(fleet.last_deployed_task)}"
+                f"  at: {or_unset(fleet.last_deployed_at)}"
+            )
+        else:
+            line(f"  {name}  ({len(fleet.member_ids)} agents)")
+    return EXIT_OK
+
+
+def _list_wide(fleets: Sequence[Fleet]) -> None:
+    header = ("NAME", "MEMBERS", "MOLD", "DEPLOYED AT (UTC)", "LAST DEPLOYED")
+    rows = [
+        (
+            output.escape(fleet.name),
+            str(len(fleet.member_ids)),
+            output.escape(or_unset(fleet.mold_source)),
+            output.iso_time(fleet.last_deployed_at) or or_unset(fleet.last_deployed_at),
+            output.one_line(output.escape(or_unset(fleet.last_deployed_task))),
+        )
+        for fleet in fleets
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        line("  ".join([*cells, row[-1]]).rstrip())
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """``dalfleet show NAME``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    with _client(args) as client:
+        fleet = client.get(args.name)
+    if args.json:
+        output.print_json(_fleet_json(fleet))
+        return EXIT_OK
+    line(f"Fleet: {fleet.name}")
+    if fleet.mold_source is not None:
+        line(f"  From mold: {fleet.mold_source}")
+    line(f"  Members: {len(fleet.member_ids)}")
+    for member in fleet.member_ids:
+        line(f"    {member}")
+    if fleet.last_deployed_task is not None:
+        line(f"  Last deployed: {fleet.last_deployed_task}")
+        if fleet.last_deployed_at is not None:
+            line(f"  Deployed at: {fleet.last_deployed_at}")
+    return EXIT_OK
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    """``dalfleet scale NAME N``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    with _client(args) as client, _progress(args, "spawning") as progress:
+        fleet = client.scale(args.name, args.size, progress=progress)
+    if args.json:
+        output.print_json(_fleet_json(fleet))
+    else:
+        line(f"✅ Fleet {_q(args.name)} scaled to {args.size} agents")
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """``dalfleet delete NAME [--teardown]``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    from dalfleet.client import fleet_not_found
+
+    with _client(args) as client:
+        removed = client.delete(args.name, teardown=args.teardown)
+    if not removed:
+        # The library reports absence as False (SPEC §2); the reference's command
+        # makes it an error, and so do we.
+        raise fleet_not_found(args.name)
+    if args.json:
+        output.print_json({"deleted": True, "name": args.name, "teardown": args.teardown})
+    else:
+        line(f"✅ Fleet {_q(args.name)} deleted")
+        if args.teardown:
+            line("  Members terminated")
+    return EXIT_OK
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """``dalfleet deploy NAME TASK…``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    with _client(args) as client:
+        fleet = client.deploy(args.name, " ".join(args.task))
+    if args.json:
+        output.print_json(_fleet_json(fleet))
+    else:
+        line(f"✅ Fleet {_q(args.name)} deployed task (recorded in .dal/fleets.json)")
+    return EXIT_OK
+
+
+def cmd_add_from_mold(args: argparse.Namespace) -> int:
+    """``dalfleet add-from-mold NAME SRC COUNT [--param K=V …]``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    with _client(args) as client, _progress(args, "spawning") as progress:
+        fleet = client.add_from_mold(
+            args.name, args.source, args.count, args.param, progress=progress
+        )
+    if args.json:
+        output.print_json(_fleet_json(fleet))
+    else:
+        line(f"✅ Added {args.count} agent(s) to fleet {_q(args.name)} from mold {args.source}")
+    return EXIT_OK
+
+
+def cmd_add_member(args: argparse.Namespace) -> int:
+    """``dalfleet add-member NAME ID``; an existing member is accepted silently, as in
+    the reference.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    with _client(args) as client:
+        fleet = client.add_member(args.name, args.agent_id)
+    if args.json:
+        output.print_json(_fleet_json(fleet))
+    else:
+        line(f"✅ Added agent {args.agent_id} to fleet {_q(args.name)}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``dalfleet run [NAME] [--handler MOD:FN …]``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    options: dict[str, Any] = {}
+    if args.concurrency is not None:
+        options["concurrency"] = args.concurrency
+    if args.timeout is not None:
+        options["timeout"] = args.timeout
+    label = "running" if args.handler is not None else "dispatching"
+    with _client(args) as client:
+        with _progress(args, label) as progress:
+            reports = client.run(args.name, handler=args.handler, progress=progress, **options)
+        already = {} if args.json else _already_pending(client, reports)
+    failed = any(not report.ok for report in reports)
+    if args.json:
+        output.print_json([{**output.plain(report), "ok": report.ok} for report in reports])
+        return EXIT_ERROR if failed else EXIT_OK
+    if not reports:
+        line(NO_RUNS)
+        return EXIT_OK
+    for report in reports:
+        if report.executed:
+            _executed_lines(report)
+            continue
+        line(f"Fleet {_q(report.fleet_name)}: dispatched to {report.members_dispatched} member(s)")
+        for error in report.errors:
+            output.warning_line(f"  ⚠ {output.one_line(error, limit=500)}")
+        waiting = already.get(report.fleet_name, 0)
+        if waiting:
+            output.warning_line(
+                f"note: {waiting} task(s) were already pending for fleet {_q(report.fleet_name)}"
+                f" (each run queues one more per member; execute them with: {PROG} worker "
+                f"{report.fleet_name} --handler MOD:FN)"
+            )
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _already_pending(client: Client, reports: Sequence[RunReport]) -> dict[str, int]:
+    """Per fleet, how many queued tasks there were besides the ones this run queued."""
+    found: dict[str, int] = {}
+    for report in reports:
+        if report.executed or not report.members_dispatched:
+            continue
+        try:
+            health = client.health(report.fleet_name)
+        except Exception:  # a note is not worth failing a run that succeeded
+            continue
+        pending = sum(member.pending_tasks for member in health.members)
+        found[report.fleet_name] = max(0, pending - report.members_dispatched)
+    return found
+
+
+def _executed_lines(report: RunReport) -> None:
+    ok = sum(1 for outcome in report.outcomes if outcome.ok)
+    elapsed = max(0.0, report.finished_at - report.started_at)
+    line(
+        f"Fleet {_q(report.fleet_name)}: {ok} ok, {len(report.outcomes) - ok} failed "
+        f"in {elapsed:.2f}s"
+    )
+    for error in report.errors:
+        line(f"  {output.one_line(error, limit=500)}")
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """``dalfleet health NAME``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    with _client(args) as client:
+        health = client.health(args.name)
+    if args.json:
+        from dalfleet.dal import health_map
+
+        output.print_json({**health_map(health), "alive_count": health.alive_count})
+        return EXIT_OK
+    line(f"Fleet: {health.name}")
+    line(f"  Members: {health.member_count}")
+    line(f"  Has mold: {'true' if health.has_mold else 'false'}")
+    if health.last_deployed_task is not None:
+        line(f"  Last deployed: {health.last_deployed_task}")
+    if health.last_deployed_at is not None:
+        line(f"  Deployed at: {health.last_deployed_at}")
+    line(f"  Status: {output.text_of(health.status)}")
+    # Ours, after the reference's lines.
+    stamp = output.iso_time(health.last_deployed_at)
+    if stamp is not None:
+        line(f"  Deployed at (UTC): {stamp}")
+    pending = sum(member.pending_tasks for member in health.members)
+    failed = sum(member.failed_tasks for member in health.members)
+    completed = sum(member.completed_tasks for member in health.members)
+    line(
+        f"  Alive: {health.alive_count}/{health.member_count}"
+        f"  Pending tasks: {pending}  Completed tasks: {completed}  Failed tasks: {failed}"
+    )
+    for member in health.members:
+        if output.text_of(member.state) != "alive":
+            line(f"    {member.agent_id}: {output.text_of(member.state)}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``dalfleet export [NAME] [--format …] [-o FILE] …``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    from dalfleet.errors import StoreError
+    from dalfleet.export import parse_format
+
+    options: dict[str, Any] = {}
+    if args.image is not None:
+        options["image"] = args.image
+    if args.namespace is not None:
+        options["namespace"] = args.namespace
+    if args.label is not None:
+        options["labels"] = dict(args.label)
+    if args.workload is not None:
+        options["workload"] = args.workload
+    with _client(args) as client:
+        text = client.export(args.name, args.format, **options)
+    fmt = parse_format(args.format).value
+    if args.output is not None:
+        try:
+            output.write_text(Path(args.output), text if text.endswith("\n") else text + "\n")
+        except OSError as exc:
+            raise StoreError(str(exc)) from None
+    if args.json:
+        import yaml
+
+        document: dict[str, Any] = {
+            "format": fmt,
+            "documents": [doc for doc in yaml.safe_load_all(text) if doc is not None],
+        }
+        if args.output is not None:
+            document["output"] = args.output
+        output.print_json(document)
+    elif args.output is not None:
+        what = f"fleet {_q(args.name)}" if args.name is not None else "all fleets"
+        line(f"Exported {what} as {fmt} to {args.output}")
+    else:
+        output.print_text(text)
+    return EXIT_OK
+
+
+# -- ours: execution, rollout ------------------------------------------------------------
+
+
+def _outcome_line(outcome: MemberOutcome) -> str:
+    if outcome.ok:
+        return f"{outcome.agent_id}: ok"
+    detail = output.one_line(outcome.error or output.text_of(outcome.status), limit=500)
+    return f"{outcome.agent_id}: error: {detail}"
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGINT / SIGTERM; a second SIGINT interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """``dalfleet worker NAME --handler MOD:FN [--once] …``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    options: dict[str, Any] = {}
+    if args.concurrency is not None:
+        options["concurrency"] = args.concurrency
+    if args.timeout is not None:
+        options["timeout"] = args.timeout
+    if args.poll is not None:
+        options["poll_interval"] = args.poll
+    if args.max_tasks is not None:
+        options["max_tasks"] = args.max_tasks
+    lock = threading.Lock()
+
+    def report(outcome: MemberOutcome) -> None:
+        with lock:
+            line(_outcome_line(outcome))
+            sys.stdout.flush()
+
+    stop = threading.Event()
+    with _client(args) as client, _stop_on_signals(stop):
+        stats = client.work(
+            args.name,
+            args.handler,
+            once=args.once,
+            stop=stop,
+            on_outcome=None if args.json else report,
+            **options,
+        )
+    if args.json:
+        output.print_json(stats)
+    else:
+        line(
+            f"Worker for fleet {_q(stats.fleet_name)}: executed {stats.executed} "
+            f"({stats.succeeded} ok, {stats.failed} failed, {stats.released} released)"
+        )
+    # --once is a batch: like run, it fails if a task failed. A long-lived worker that
+    # was stopped on purpose exits 0.
+    return EXIT_ERROR if args.once and stats.failed else EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """``dalfleet history NAME``: revisions with ISO-8601 UTC times.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    with _client(args) as client:
+        revisions = client.history(args.name)
+    if args.json:
+        output.print_json(list(revisions))
+        return EXIT_OK
+    if not revisions:
+        line(f"No deployments recorded for fleet {_q(args.name)}")
+        return EXIT_OK
+    line(f"History of fleet {_q(args.name)}:")
+    for revision in revisions:
+        when = output.iso_time(revision.deployed_at) or revision.deployed_at
+        line(f"  #{revision.revision}  {when}  {output.one_line(revision.task)}")
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """``dalfleet rollback NAME [--to N]``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    with _client(args) as client:
+        fleet = client.rollback(args.name, args.to)
+        revisions = [] if args.json else client.history(args.name)
+    if args.json:
+        output.print_json(_fleet_json(fleet))
+    else:
+        latest = revisions[-1].revision if revisions else 0
+        task = output.one_line(fleet.last_deployed_task or "")
+        line(f"Fleet {_q(fleet.name)} rolled back: revision {latest} redeploys {task}")
+    return EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """``dalfleet apply -f FILE [--dry-run] [--prune]``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    from dalfleet.manifest import load_manifest, parse_manifest
+
+    if args.filename == "-":
+        specs = parse_manifest(sys.stdin.read())
+    else:
+        specs = load_manifest(args.filename)
+    with _client(args) as client, _progress(args, "spawning") as progress:
+        changes = client.apply(specs, dry_run=args.dry_run, prune=args.prune, progress=progress)
+    if args.json:
+        output.print_json(
+            {
+                "dry_run": args.dry_run,
+                "changes": [
+                    {"action": output.text_of(c.action), "fleet": c.fleet, "detail": c.detail}
+                    for c in changes
+                ],
+            }
+        )
+        return EXIT_OK
+    for change in changes:
+        line(f"{change.symbol} {change.fleet}: {change.detail}")
+    done = sum(1 for c in changes if output.text_of(c.action) != "warn")
+    if args.dry_run:
+        line(f"{done} change(s) planned (dry run: nothing changed)")
+    else:
+        line(f"{done} change(s) applied" if done else "No changes: the fleets match the manifest")
+    return EXIT_OK
+
+
+def cmd_shift(args: argparse.Namespace) -> int:
+    """``dalfleet shift FROM TO [--count N] [--task TASK]``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    with _client(args) as client, _progress(args, "spawning") as progress:
+        source, target = client.shift(
+            args.source, args.target, args.count, task=args.task, progress=progress
+        )
+    if args.json:
+        output.print_json({"from": _fleet_json(source), "to": _fleet_json(target)})
+    else:
+        line(
+            f"Shifted to fleet {_q(target.name)}: {_q(source.name)} now has "
+            f"{plural(len(source.member_ids), 'member')}, {_q(target.name)} has "
+            f"{plural(len(target.member_ids), 'member')}"
+        )
+    return EXIT_OK
+
+
+# -- molds, tasks, init ---------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """``dalfleet init``: write the sample mold and manifest; never overwrites.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    from dalfleet.cli.scaffold import write_samples
+
+    written = write_samples(_base(args))
+    if args.json:
+        output.print_json({"written": [str(path) for path in written]})
+        return EXIT_OK
+    for path in written:
+        line(f"✅ Created {path}")
+    if not written:
+        line("Already initialized: mold/worker.mold.dal and fleets.yaml hold the samples")
+    line(f"Next: {PROG} create workers --from-mold worker --count 2")
+    return EXIT_OK
+
+
+def cmd_mold_list(args: argparse.Namespace) -> int:
+    """``dalfleet mold list``: local molds in the reference's order.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    from dalfleet.cli.scaffold import local_mold_paths
+
+    paths = local_mold_paths(_base(args).absolute())
+    if args.json:
+        output.print_json([{"file": path.name, "path": str(path)} for path in paths])
+        return EXIT_OK
+    if not paths:
+        line(NO_MOLDS)
+        return EXIT_OK
+    line("Local molds:")
+    for path in paths:
+        line(f"  {path.name}  {path}")
+    return EXIT_OK
+
+
+def cmd_mold_show(args: argparse.Namespace) -> int:
+    """``dalfleet mold show SRC``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    from dalfleet.mold import load_mold
+
+    mold = load_mold(args.source, _base(args))
+    if args.json:
+        output.print_json(mold)
+        return EXIT_OK
+
+    def flag(value: bool) -> str:
+        return "true" if value else "false"
+
+    line(f"Mold: {mold.name} (version {mold.version})")
+    line(f"  Path: {mold.path or ''}")
+    line(f"  Agent type: {mold.agent_type}")
+    line(f"  Role: {mold.role}")
+    line(f"  Capabilities: {', '.join(mold.capabilities)}")
+    line(f"  Trust level: {mold.trust_level or ''}")
+    line(f"  Memory limit: {mold.memory_limit or ''}")
+    line(
+        f"  Learning: {flag(mold.learning)}  Communication: {flag(mold.communication)}"
+        f"  Coordination: {flag(mold.coordination)}"
+    )
+    # Ours, after the reference's lines.
+    line(f"  Skills: {', '.join(mold.skills) or UNSET}")
+    line(f"  Lifecycle hooks: {', '.join(mold.lifecycle) or UNSET}")
+    return EXIT_OK
+
+
+def cmd_mold_validate(args: argparse.Namespace) -> int:
+    """``dalfleet mold validate FILE…``: exit 1 if any file is not a valid mold.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    from dalfleet.errors import FleetError
+    from dalfleet.mold import validate_mold
+
+    results: list[dict[str, Any]] = []
+    for name in args.files:
+        try:
+            mold = validate_mold(name, strict=args.strict)
+        except FleetError as exc:
+            results.append({"file": name, "ok": False, "error": str(exc)})
+            if not args.json:
+                output.error_line(str(exc))
+        else:
+            results.append({"file": name, "ok": True, "name": mold.name, "version": mold.version})
+            if not args.json:
+                line(f"{name}: ok (mold {mold.name} {mold.version})")
+    if args.json:
+        output.print_json(results)
+    return EXIT_OK if all(r["ok"] for r in results) else EXIT_ERROR
+
+
+def cmd_mold_create(args: argparse.Namespace) -> int:
+    """``dalfleet mold create NAME``: a template ``NAME.mold.dal``; never overwrites.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    from dalfleet.cli.scaffold import write_mold_template
+
+    path = write_mold_template(_base(args).absolute(), args.name)
+    if args.json:
+        output.print_json({"written": [str(path)]})
+    else:
+        line(f"✅ Created mold template: {path}")
+    return EXIT_OK
+
+
+def cmd_task_list(args: argparse.Namespace) -> int:
+    """``dalfleet task list AGENT_ID``: the agent's pending tasks, as the reference's
+    ``dal agent task list``.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    from dalfleet.errors import CoordinatorError
+
+    with _client(args) as client:
+        lister = getattr(client.coordinator, "tasks", None)
+        if callable(lister):
+            tasks = [task for task in lister(args.agent_id) if _is_pending(task)]
+        else:
+            # Coordinators without a task listing can still say "none pending".
+            status = client.coordinator.status([args.agent_id]).get(args.agent_id)
+            if status is not None and status.pending_tasks:
+                raise CoordinatorError(
+                    f"this coordinator cannot list an agent's tasks "
+                    f"({status.pending_tasks} pending for {args.agent_id})"
+                )
+            tasks = []
+    if args.json:
+        output.print_json({"agent_id": args.agent_id, "pending": tasks})
+        return EXIT_OK
+    if not tasks:
+        line(f"📋 No pending tasks for {args.agent_id}")
+        return EXIT_OK
+    line(f"📋 Pending tasks for {args.agent_id} ({len(tasks)}):")
+    line()
+    for index, record in enumerate(tasks, start=1):
+        # A coordinator's task record holds the Task (ID, priority, description).
+        task = getattr(record, "task", record)
+        task_id = getattr(task, "task_id", "")
+        priority = getattr(task, "priority", "medium")
+        description = getattr(task, "description", "")
+        line(f"   {index}. {task_id} | {priority} | {description}")
+    return EXIT_OK
+
+
+def _is_pending(task: object) -> bool:
+    state = getattr(task, "state", None) or getattr(task, "status", None)
+    if state is None:
+        return True
+    return str(getattr(state, "value", state)).lower() in {"pending", "queued"}
