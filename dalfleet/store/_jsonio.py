@@ -1,0 +1,129 @@
+"""The fleet file's JSON codec: strict parsing and fast pretty printing.
+
+The file is written exactly as ``json.dumps(data, indent=2, ensure_ascii=False)``
+writes it (the reference's pretty layout: two spaces, ``": "``, non-ASCII text
+as UTF-8). Python's C encoder does not indent, and its pure-Python fallback was
+most of the cost of a write, so :func:`pretty` builds the same text itself: a
+list of plain strings (a fleet's ``member_ids``) becomes one ``str.join`` over
+the C string encoder, and everything else follows the standard library's rules
+(the same string, number and constant spellings). Tests compare the two on
+random values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from json.encoder import encode_basestring
+from typing import Any
+
+__all__ = ["loads", "pretty"]
+
+_INDENT = "  "
+_STR_ONLY = {str}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+    return out
+
+
+def loads(raw: bytes) -> Any:
+    """Parse ``raw`` (UTF-8 JSON text), refusing what the format does not allow.
+
+    Raises:
+        UnicodeDecodeError: ``raw`` is not UTF-8.
+        json.JSONDecodeError: it is not JSON.
+        RecursionError: it is nested too deeply.
+        ValueError: NaN or Infinity, a key given twice in one object, an
+            integer too long to convert.
+    """
+    # Decoding here (not inside json.loads) makes bad UTF-8 an error instead of
+    # being let through as surrogates.
+    return json.loads(
+        raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+    )
+
+
+def _float(value: float) -> str:
+    if value != value or value in (float("inf"), float("-inf")):
+        # json.dumps would write NaN/Infinity, which no reader (ours included) accepts.
+        raise ValueError(f"{value!r} is not a JSON value")
+    return float.__repr__(value)
+
+
+def pretty(value: Any, level: int = 0) -> str:
+    """``json.dumps(value, indent=2, ensure_ascii=False)``, byte for byte, but fast.
+
+    ``level`` indents every line after the first by that many levels (for a
+    value written inside an object at that depth).
+
+    Raises:
+        ValueError: a float is NaN or infinite.
+        TypeError: a value is not JSON data.
+    """
+    out: list[str] = []
+    _emit(value, out, "\n" + _INDENT * level)
+    return "".join(out)
+
+
+def _emit(value: Any, out: list[str], newline: str) -> None:
+    # ``newline`` is "\n" plus the indentation of the line ``value`` starts on.
+    if isinstance(value, str):
+        out.append(encode_basestring(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        out.append(_float(value))
+    elif isinstance(value, Mapping):
+        # dict, or a read-only mapping of a model (json.dumps itself would refuse one)
+        if not value:
+            out.append("{}")
+            return
+        inner = newline + _INDENT
+        if not all(type(k) is str for k in value):
+            # Non-string keys: leave the key conversions to the standard library.
+            text = json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
+            out.append(text.replace("\n", newline))
+            return
+        sep = "{" + inner
+        for key, item in value.items():
+            out.append(sep)
+            out.append(encode_basestring(key))
+            out.append(": ")
+            _emit(item, out, inner)
+            sep = "," + inner
+        out.append(newline + "}")
+    elif isinstance(value, (list, tuple)):
+        if not value:
+            out.append("[]")
+            return
+        inner = newline + _INDENT
+        if set(map(type, value)) == _STR_ONLY:
+            # The common case (member IDs): one C-level pass.
+            out.append("[" + inner + ("," + inner).join(map(encode_basestring, value)))
+        else:
+            sep = "[" + inner
+            for item in value:
+                out.append(sep)
+                _emit(item, out, inner)
+                sep = "," + inner
+        out.append(newline + "]")
+    else:
+        raise TypeError(f"{type(value).__name__} is not JSON data")
