@@ -277,7 +277,7 @@ def test_the_written_file_is_the_standard_pretty_layout(base: Path) -> None:
     write_reference(base)
     fleet.create("new", base)
     fleet.add_member("new", "agent_ü🚀\u2028", base)
-    fleet.deploy("new", "tab\there \x01 \x7f \"quoted\" \\ back", base)
+    fleet.deploy("new", 'tab\there \x01 \x7f "quoted" \\ back', base)
     raw = (base / ".dal" / "fleets.json").read_bytes()
     data = json.loads(raw)
     assert raw == (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
