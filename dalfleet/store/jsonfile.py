@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import secrets
@@ -75,9 +76,12 @@ HISTORY_FILE = "fleet_history.json"
 HISTORY_MAX_BYTES = 1024 * 1024
 _TMP_SUFFIX = ".tmp"
 _LOCK_POLL = 0.005
-# path -> (fleet bytes, history bytes, fleets, raw entries) of the last parse in this
-# process; keyed by content, never stale.
+# path -> (fleet file content key, history bytes, fleets, raw entries) of the last parse
+# in this process; keyed by content, never stale.
 _Parsed = tuple[bytes, bytes | None, dict[str, Fleet], dict[str, Any]]
+# Up to this size the cache keeps the file's bytes; above, a digest (no second copy of a
+# large file stays in memory).
+_CACHE_RAW_BYTES = 4 * 1024 * 1024
 _PARSED: dict[str, _Parsed] = {}
 _PARSED_KEEP = 8  # bases remembered; a notebook touching many projects stays small
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -99,6 +103,16 @@ def _remember(key: str, parsed: _Parsed) -> None:
     _PARSED[key] = parsed
     while len(_PARSED) > _PARSED_KEEP:
         del _PARSED[next(iter(_PARSED))]
+
+
+def _content_key(chunks: list[bytes]) -> bytes:
+    """What identifies a fleet file's content in the parse cache."""
+    if sum(map(len, chunks)) <= _CACHE_RAW_BYTES:
+        return b"=" + b"".join(chunks)
+    digest = hashlib.blake2b(digest_size=32)
+    for chunk in chunks:
+        digest.update(chunk)
+    return b"#" + digest.digest()
 
 
 def fleet_file_path(base: str | os.PathLike[str]) -> Path:
@@ -300,7 +314,7 @@ class JsonFileStore:
                 where = self.history_path if revisions is not None else self.path
                 why = str(exc).replace(HISTORY_KEY, "history") if revisions is not None else exc
                 raise self._corrupt(where, str(why)) from None
-        return raw, history_raw, fleets, data
+        return _content_key([raw]), history_raw, fleets, data
 
     def _load_parsed(self) -> _Parsed | None:
         raw = _read_own_file(self.path, "fleet file", self.max_bytes)
@@ -310,7 +324,7 @@ class JsonFileStore:
         # Same bytes, same fleets: reuse the last parse (Fleet objects are immutable).
         key = str(self.path)
         hit = _PARSED.get(key)
-        if hit is not None and hit[0] == raw and hit[1] == history_raw:
+        if hit is not None and hit[0] == _content_key([raw]) and hit[1] == history_raw:
             return hit
         parsed = self._parse(raw, history_raw)
         _remember(key, parsed)
@@ -357,7 +371,7 @@ class JsonFileStore:
 
     def _encode_fleets(
         self, fleets: dict[str, Fleet], loaded: _Parsed | None
-    ) -> tuple[bytes, dict[str, Any]]:
+    ) -> tuple[list[bytes], dict[str, Any]]:
         old_fleets = loaded[2] if loaded is not None else {}
         old_entries = loaded[3] if loaded is not None else {}
         entries: dict[str, Any] = {}
@@ -374,28 +388,37 @@ class JsonFileStore:
             entries[name] = entry
         return self._encode_object(entries, self.path, "fleet file"), entries
 
-    def _encode_object(self, data: dict[str, Any], path: Path, what: str) -> bytes:
-        """``json.dumps(data, indent=2, ensure_ascii=False) + "\\n"`` as UTF-8, size-checked."""
+    def _encode_object(self, data: dict[str, Any], path: Path, what: str) -> list[bytes]:
+        """``json.dumps(data, indent=2, ensure_ascii=False) + "\\n"`` as UTF-8 chunks,
+        one a key, size-checked (a large file is never held twice in memory).
+
+        Raises:
+            StoreError: a value is not JSON data (NaN, a lone surrogate), or the
+                file would be larger than ``max_bytes``.
+        """
+        chunks: list[bytes] = []
+        size = 0
+        sep = "{\n  "
         try:
-            if not data:
-                text = "{}\n"
-            else:
-                text = (
-                    "{\n  "
-                    + ",\n  ".join(
-                        encode_basestring(k) + ": " + _jsonio.pretty(v, 1) for k, v in data.items()
-                    )
-                    + "\n}\n"
-                )
-            payload = text.encode("utf-8")
+            for key, value in data.items():
+                # Key and value apart: a large value is never copied into a second string.
+                chunks.append((sep + encode_basestring(key) + ": ").encode())
+                chunks.append(_jsonio.pretty(value, 1).encode())
+                size += len(chunks[-2]) + len(chunks[-1])
+                if size > self.max_bytes:
+                    break
+                sep = ",\n  "
         except (ValueError, TypeError) as exc:  # NaN, a lone surrogate, not JSON data
             raise StoreError(f"cannot write {what} {path}: {exc}; nothing was changed") from None
-        if len(payload) > self.max_bytes:
+        chunks.append(b"\n}\n" if chunks else b"{}\n")
+        size += len(chunks[-1])
+        if size > self.max_bytes:
+            shown = f"{size}" if len(chunks) == 2 * len(data) + 1 else f"more than {size}"
             raise StoreError(
-                f"cannot write {what} {path}: it would be {len(payload)} bytes, over the "
+                f"cannot write {what} {path}: it would be {shown} bytes, over the "
                 f"limit of {self.max_bytes}; nothing was changed"
             )
-        return payload
+        return chunks
 
     def _encode_history(self, fleets: dict[str, Fleet]) -> tuple[bytes, bool]:
         """The side file for ``fleets``, and whether any history had to be cut to fit.
@@ -454,17 +477,18 @@ class JsonFileStore:
             )
         return payload, trimmed
 
-    def _replace(self, path: Path, payload: bytes, what: str) -> None:
+    def _replace(self, path: Path, payload: list[bytes], what: str) -> None:
         directory = path.parent
         tmp = directory / f".{path.name}.{secrets.token_hex(6)}{_TMP_SUFFIX}"
         try:
             # O_EXCL: a name that exists (even as a dangling link) is never opened.
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC)
             try:
-                view = memoryview(payload)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                for chunk in payload:
+                    view = memoryview(chunk)
+                    while view:
+                        written = os.write(fd, view)
+                        view = view[written:]
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -496,13 +520,14 @@ class JsonFileStore:
         if history_payload is not None and history_payload != old_history:
             # First the side file: a crash before the fleet file lands leaves a revision
             # too many, never a deployment without its revision.
-            self._replace(self.history_path, history_payload, "history file")
+            self._replace(self.history_path, [history_payload], "history file")
         self._replace(self.path, payload, "fleet file")
         _fsync_dir(self.path.parent)
         if trimmed:  # the files hold less history than these fleets: parse them next time
             _PARSED.pop(str(self.path), None)
         else:  # exactly what parsing the new files gives; saves that parse
-            _remember(str(self.path), (payload, history_payload, dict(fleets), entries))
+            parsed = (_content_key(payload), history_payload, dict(fleets), entries)
+            _remember(str(self.path), parsed)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
