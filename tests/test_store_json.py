@@ -267,6 +267,14 @@ def test_the_codec_writes_what_the_standard_library_writes(value: object, level:
     assert _jsonio.pretty(value, level) == expected
 
 
+@settings(max_examples=400, deadline=None)
+@given(value=_VALUES, level=st.integers(0, 3))
+def test_the_fast_extra_writes_the_same_bytes(value: object, level: int) -> None:
+    pytest.importorskip("orjson", reason="the fast extra (orjson) is not installed")
+    expected = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + "  " * level)
+    assert _jsonio.pretty_bytes(value, level) == expected.encode("utf-8", "surrogatepass")
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), [1, float("-inf")], {"a": object()}])
 def test_the_codec_refuses_what_no_reader_accepts(bad: object) -> None:
     with pytest.raises((ValueError, TypeError)):

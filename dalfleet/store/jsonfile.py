@@ -36,10 +36,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import re
-import secrets
 import stat
 import sys
 import time
@@ -109,6 +107,8 @@ def _content_key(chunks: list[bytes]) -> bytes:
     """What identifies a fleet file's content in the parse cache."""
     if sum(map(len, chunks)) <= _CACHE_RAW_BYTES:
         return b"=" + b"".join(chunks)
+    import hashlib  # only for large files
+
     digest = hashlib.blake2b(digest_size=32)
     for chunk in chunks:
         digest.update(chunk)
@@ -403,7 +403,7 @@ class JsonFileStore:
             for key, value in data.items():
                 # Key and value apart: a large value is never copied into a second string.
                 chunks.append((sep + encode_basestring(key) + ": ").encode())
-                chunks.append(_jsonio.pretty(value, 1).encode())
+                chunks.append(_jsonio.pretty_bytes(value, 1))
                 size += len(chunks[-2]) + len(chunks[-1])
                 if size > self.max_bytes:
                     break
@@ -479,7 +479,7 @@ class JsonFileStore:
 
     def _replace(self, path: Path, payload: list[bytes], what: str) -> None:
         directory = path.parent
-        tmp = directory / f".{path.name}.{secrets.token_hex(6)}{_TMP_SUFFIX}"
+        tmp = directory / f".{path.name}.{os.urandom(6).hex()}{_TMP_SUFFIX}"
         try:
             # O_EXCL: a name that exists (even as a dangling link) is never opened.
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC)
