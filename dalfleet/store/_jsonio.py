@@ -102,14 +102,22 @@ def pretty_bytes(value: Any, level: int = 0) -> bytes:
             (UnicodeEncodeError).
         TypeError: a value is not JSON data.
     """
-    if _orjson is not None and not _has_float(value):
-        try:
-            data: bytes = _orjson.dumps(value, option=_orjson.OPT_INDENT_2)
-        except (TypeError, _orjson.JSONEncodeError):
-            pass  # not orjson's kind of data: the standard rules decide
-        else:
-            return data.replace(b"\n", b"\n" + b"  " * level) if level else data
+    data = fast_bytes(value)
+    if data is not None:
+        return data.replace(b"\n", b"\n" + b"  " * level) if level else data
     return pretty(value, level).encode("utf-8")
+
+
+def fast_bytes(value: Any) -> bytes | None:
+    """``pretty(value).encode()`` written by orjson, or ``None`` when orjson is not
+    installed or would not write exactly those bytes. Never raises."""
+    if _orjson is None or _has_float(value):
+        return None
+    try:
+        data: bytes = _orjson.dumps(value, option=_orjson.OPT_INDENT_2)
+    except (TypeError, _orjson.JSONEncodeError):
+        return None  # not orjson's kind of data: the standard rules decide
+    return data
 
 
 _PLAIN = {str, int, bool, type(None)}

@@ -400,6 +400,11 @@ class JsonFileStore:
         size = 0
         sep = "{\n  "
         try:
+            whole = _jsonio.fast_bytes(data)
+            if whole is not None:
+                data = {}  # written in one piece below
+                chunks.append(whole)
+                size = len(whole)
             for key, value in data.items():
                 # Key and value apart: a large value is never copied into a second string.
                 chunks.append((sep + encode_basestring(key) + ": ").encode())
@@ -410,10 +415,14 @@ class JsonFileStore:
                 sep = ",\n  "
         except (ValueError, TypeError) as exc:  # NaN, a lone surrogate, not JSON data
             raise StoreError(f"cannot write {what} {path}: {exc}; nothing was changed") from None
-        chunks.append(b"\n}\n" if chunks else b"{}\n")
+        if whole is not None:
+            chunks.append(b"\n")
+        else:
+            chunks.append(b"\n}\n" if chunks else b"{}\n")
         size += len(chunks[-1])
         if size > self.max_bytes:
-            shown = f"{size}" if len(chunks) == 2 * len(data) + 1 else f"more than {size}"
+            complete = whole is not None or len(chunks) == 2 * len(data) + 1
+            shown = f"{size}" if complete else f"more than {size}"
             raise StoreError(
                 f"cannot write {what} {path}: it would be {shown} bytes, over the "
                 f"limit of {self.max_bytes}; nothing was changed"
