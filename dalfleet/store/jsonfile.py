@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import stat
 import sys
 import time
@@ -285,7 +284,7 @@ class JsonFileStore:
             raise self._corrupt(path, "nested too deeply") from None
         except ValueError as exc:  # NaN/Infinity, duplicate keys, integers too long to convert
             raise self._corrupt(path, str(exc)) from None
-        if _SURROGATE_ESCAPE.search(raw):
+        if b"\\ud" in raw or b"\\uD" in raw:
             # \ud800-style escapes may decode to lone surrogates, which no UTF-8 file can hold.
             try:
                 _jsonio.pretty(data).encode("utf-8")
@@ -671,9 +670,6 @@ def _lenient(entry: Any, key: str, path: Path) -> Any:
             )
             fixed = {**fixed, "member_ids": list(dict.fromkeys(members))}
     return fixed
-
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _fsync_dir(directory: Path) -> None:
