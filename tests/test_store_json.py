@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -485,3 +487,14 @@ def test_odd_entries_are_written_back_as_they_were_and_every_command_works(
     fleet.delete("key", base)
     fleet.delete("dups", base)
     assert fleet.list(base) == ["w"]
+
+
+def test_written_files_get_the_usual_permissions(base: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        fleet.create("w", base)
+        fleet.deploy("w", "go", base)
+    finally:
+        os.umask(old)
+    for path in (base / ".dal" / "fleets.json", history_file_path(base)):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path

@@ -490,7 +490,8 @@ class JsonFileStore:
         tmp = directory / f".{path.name}.{os.urandom(6).hex()}{_TMP_SUFFIX}"
         try:
             # O_EXCL: a name that exists (even as a dangling link) is never opened.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC
+            fd = os.open(tmp, flags, 0o666)  # the umask applies, as for any new file
             try:
                 for chunk in payload:
                     view = memoryview(chunk)
