@@ -268,8 +268,12 @@ class JsonFileStore:
     # -- reading -----------------------------------------------------------------
 
     def _corrupt(self, path: Path, why: str) -> CorruptStoreError:
-        what = "history file" if path == self.history_path else "fleet file"
-        return CorruptStoreError(f"corrupt {what} {path}: {why}")
+        if path == self.history_path:
+            # The way out: fleets never depend on their history.
+            return CorruptStoreError(
+                f"corrupt history file {path}: {why} (remove it to drop the deployment history)"
+            )
+        return CorruptStoreError(f"corrupt fleet file {path}: {why}")
 
     def _decode(self, raw: bytes, path: Path) -> Any:
         try:
