@@ -570,6 +570,12 @@ class JsonFileStore:
                     f"timed out after {self.lock_timeout:g}s waiting for the lock on "
                     f"{self.lock_path} (it keeps being replaced)"
                 )
+        if _fcntl is None:  # pragma: no cover - Windows: a directory cannot be locked
+            try:
+                yield
+            finally:
+                os.close(fd)
+            return
         try:
             dir_fd = os.open(self.path.parent, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
         except OSError as exc:
