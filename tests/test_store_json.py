@@ -498,3 +498,22 @@ def test_written_files_get_the_usual_permissions(base: Path) -> None:
         os.umask(old)
     for path in (base / ".dal" / "fleets.json", history_file_path(base)):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+@pytest.mark.parametrize(
+    "extra", [{"f": 1e16}, {"f": [1.5, 2**70]}, {"n": {"deep": 0.1}}, {"i": 7}]
+)
+def test_numbers_of_other_tools_are_written_as_the_standard_library_spells_them(
+    base: Path, extra: dict[str, object]
+) -> None:
+    data = {k: dict(v) for k, v in REFERENCE_FILE.items()}
+    data["workers"].update(extra)
+    write_reference(base, data)
+    fleet.deploy("My Fleet!", "touch another fleet", base)  # "workers" is written back as read
+    raw = (base / ".dal" / "fleets.json").read_bytes()
+    assert raw == (json.dumps(json.loads(raw), indent=2, ensure_ascii=False) + "\n").encode()
+    assert {k: read(base)["workers"][k] for k in extra} == extra
+    fleet.deploy("workers", "touch it", base)  # and as unstructured from the model
+    raw = (base / ".dal" / "fleets.json").read_bytes()
+    assert raw == (json.dumps(json.loads(raw), indent=2, ensure_ascii=False) + "\n").encode()
+    assert {k: read(base)["workers"][k] for k in extra} == extra

@@ -24,7 +24,7 @@ try:  # the ``fast`` extra: the same bytes, written by orjson
 except ImportError:  # pragma: no cover - exercised when the extra is not installed
     _orjson = None
 
-__all__ = ["loads", "pretty", "pretty_bytes"]
+__all__ = ["fast_bytes", "has_float", "loads", "pretty", "pretty_bytes"]
 
 _INDENT = "  "
 _STR_ONLY = {str}
@@ -50,8 +50,11 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def loads(raw: bytes) -> Any:
+def loads(raw: bytes) -> tuple[Any, bool]:
     """Parse ``raw`` (UTF-8 JSON text), refusing what the format does not allow.
+
+    Returns the value and whether any number in it is a float (values without
+    floats may be written back by orjson, see :func:`fast_bytes`).
 
     Raises:
         UnicodeDecodeError: ``raw`` is not UTF-8.
@@ -60,11 +63,21 @@ def loads(raw: bytes) -> Any:
         ValueError: NaN or Infinity, a key given twice in one object, an
             integer too long to convert.
     """
+    floats: list[float] = []
+
+    def parse_float(text: str) -> float:
+        floats.append(float(text))
+        return floats[-1]
+
     # Decoding here (not inside json.loads) makes bad UTF-8 an error instead of
     # being let through as surrogates.
-    return json.loads(
-        raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+    data = json.loads(
+        raw.decode("utf-8"),
+        parse_constant=_reject_constant,
+        object_pairs_hook=_unique_keys,
+        parse_float=parse_float,
     )
+    return data, bool(floats)
 
 
 def _float(value: float) -> str:
@@ -102,16 +115,20 @@ def pretty_bytes(value: Any, level: int = 0) -> bytes:
             (UnicodeEncodeError).
         TypeError: a value is not JSON data.
     """
-    data = fast_bytes(value)
+    data = fast_bytes(value, check_floats=True)
     if data is not None:
         return data.replace(b"\n", b"\n" + b"  " * level) if level else data
     return pretty(value, level).encode("utf-8")
 
 
-def fast_bytes(value: Any) -> bytes | None:
+def fast_bytes(value: Any, *, check_floats: bool) -> bytes | None:
     """``pretty(value).encode()`` written by orjson, or ``None`` when orjson is not
-    installed or would not write exactly those bytes. Never raises."""
-    if _orjson is None or _has_float(value):
+    installed or would not write exactly those bytes.
+
+    ``check_floats=False`` is for a caller that knows ``value`` holds no float
+    (orjson spells some floats differently). Never raises.
+    """
+    if _orjson is None or (check_floats and has_float(value)):
         return None
     try:
         data: bytes = _orjson.dumps(value, option=_orjson.OPT_INDENT_2)
@@ -123,16 +140,17 @@ def fast_bytes(value: Any) -> bytes | None:
 _PLAIN = {str, int, bool, type(None)}
 
 
-def _has_float(value: Any) -> bool:
+def has_float(value: Any) -> bool:
+    """Whether ``value`` holds a float anywhere. Never raises (bar RecursionError)."""
     if isinstance(value, float):
         return True
     if isinstance(value, Mapping):
-        return any(_has_float(v) for v in value.values())
+        return any(has_float(v) for v in value.values())
     if isinstance(value, (list, tuple)):
         types = set(map(type, value))  # C-level: a million member IDs cost one pass
         if types <= _PLAIN:
             return False
-        return float in types or any(_has_float(v) for v in value)
+        return float in types or any(has_float(v) for v in value)
     return False
 
 

@@ -75,7 +75,9 @@ _TMP_SUFFIX = ".tmp"
 _LOCK_POLL = 0.005
 # path -> (fleet file content key, history bytes, fleets, raw entries) of the last parse
 # in this process; keyed by content, never stale.
-_Parsed = tuple[bytes, bytes | None, dict[str, Fleet], dict[str, Any]]
+# (the last element: whether the fleet file holds a float, which orjson would spell
+# differently)
+_Parsed = tuple[bytes, bytes | None, dict[str, Fleet], dict[str, Any], bool]
 # Up to this size the cache keeps the file's bytes; above, a digest (no second copy of a
 # large file stays in memory).
 _CACHE_RAW_BYTES = 4 * 1024 * 1024
@@ -105,7 +107,7 @@ def _remember(key: str, parsed: _Parsed) -> None:
 def _content_key(chunks: list[bytes]) -> bytes:
     """What identifies a fleet file's content in the parse cache."""
     if sum(map(len, chunks)) <= _CACHE_RAW_BYTES:
-        return b"=" + b"".join(chunks)
+        return b"".join(chunks)  # JSON text; a digest key starts with "#", never JSON
     import hashlib  # only for large files
 
     digest = hashlib.blake2b(digest_size=32)
@@ -275,9 +277,9 @@ class JsonFileStore:
             )
         return CorruptStoreError(f"corrupt fleet file {path}: {why}")
 
-    def _decode(self, raw: bytes, path: Path) -> Any:
+    def _decode(self, raw: bytes, path: Path) -> tuple[Any, bool]:
         try:
-            data = _jsonio.loads(raw)
+            data, floats = _jsonio.loads(raw)
         except UnicodeDecodeError:
             raise self._corrupt(path, "not UTF-8 text") from None
         except JSONDecodeError as exc:
@@ -298,13 +300,13 @@ class JsonFileStore:
             raise self._corrupt(
                 path, f"expected a JSON object of fleets, not {type(data).__name__}"
             )
-        return data
+        return data, floats
 
     def _parse(self, raw: bytes, history_raw: bytes | None) -> _Parsed:
-        data: dict[str, Any] = self._decode(raw, self.path)
+        data, floats = self._decode(raw, self.path)
         side: dict[str, Any] = {}
         if history_raw is not None:
-            side = self._decode(history_raw, self.history_path)
+            side = self._decode(history_raw, self.history_path)[0]
         fleets: dict[str, Fleet] = {}
         for key, entry in data.items():
             fixed = _lenient(entry, key, self.path)
@@ -317,7 +319,7 @@ class JsonFileStore:
                 where = self.history_path if revisions is not None else self.path
                 why = str(exc).replace(HISTORY_KEY, "history") if revisions is not None else exc
                 raise self._corrupt(where, str(why)) from None
-        return _content_key([raw]), history_raw, fleets, data
+        return _content_key([raw]), history_raw, fleets, data, floats
 
     def _load_parsed(self) -> _Parsed | None:
         raw = _read_own_file(self.path, "fleet file", self.max_bytes)
@@ -374,9 +376,15 @@ class JsonFileStore:
 
     def _encode_fleets(
         self, fleets: dict[str, Fleet], loaded: _Parsed | None
-    ) -> tuple[list[bytes], dict[str, Any]]:
+    ) -> tuple[list[bytes], dict[str, Any], bool]:
+        """The fleet file's chunks, its entries, and whether they hold a float.
+
+        Raises:
+            StoreError: see :meth:`_encode_object`.
+        """
         old_fleets = loaded[2] if loaded is not None else {}
         old_entries = loaded[3] if loaded is not None else {}
+        floats = loaded[4] if loaded is not None else False
         entries: dict[str, Any] = {}
         for name, fleet in fleets.items():
             if old_fleets.get(name) is fleet:
@@ -388,10 +396,14 @@ class JsonFileStore:
             else:
                 entry = unstructure_fleet(fleet)
                 entry.pop(HISTORY_KEY, None)
+                floats = floats or _jsonio.has_float(entry)
             entries[name] = entry
-        return self._encode_object(entries, self.path, "fleet file"), entries
+        chunks = self._encode_object(entries, self.path, "fleet file", floats=floats)
+        return chunks, entries, floats
 
-    def _encode_object(self, data: dict[str, Any], path: Path, what: str) -> list[bytes]:
+    def _encode_object(
+        self, data: dict[str, Any], path: Path, what: str, *, floats: bool = True
+    ) -> list[bytes]:
         """``json.dumps(data, indent=2, ensure_ascii=False) + "\\n"`` as UTF-8 chunks,
         one a key, size-checked (a large file is never held twice in memory).
 
@@ -403,7 +415,7 @@ class JsonFileStore:
         size = 0
         sep = "{\n  "
         try:
-            whole = _jsonio.fast_bytes(data)
+            whole = None if floats else _jsonio.fast_bytes(data, check_floats=False)
             if whole is not None:
                 data = {}  # written in one piece below
                 chunks.append(whole)
@@ -524,7 +536,7 @@ class JsonFileStore:
         return any(old_fleets[n].history is not f.history for n, f in fleets.items())
 
     def _write(self, fleets: dict[str, Fleet], loaded: _Parsed | None) -> None:
-        payload, entries = self._encode_fleets(fleets, loaded)
+        payload, entries, floats = self._encode_fleets(fleets, loaded)
         old_history = loaded[1] if loaded is not None else None
         history_payload = old_history
         trimmed = False
@@ -539,7 +551,7 @@ class JsonFileStore:
         if trimmed:  # the files hold less history than these fleets: parse them next time
             _PARSED.pop(str(self.path), None)
         else:  # exactly what parsing the new files gives; saves that parse
-            parsed = (_content_key(payload), history_payload, dict(fleets), entries)
+            parsed = (_content_key(payload), history_payload, dict(fleets), entries, floats)
             _remember(str(self.path), parsed)
 
     @contextlib.contextmanager
