@@ -211,7 +211,10 @@ def _read_own_file(path: Path, what: str, max_bytes: int) -> bytes | None:
     try:
         size = os.fstat(fd).st_size
         if size > max_bytes:
-            raise StoreError(f"{what} {path} is too large ({size} bytes; the limit is {max_bytes})")
+            raise StoreError(
+                f"{what} {path} is too large ({size} bytes; the limit is {max_bytes}, "
+                f"raised by {MAX_BYTES_ENV})"
+            )
         chunks: list[bytes] = []
         left = max_bytes + 1
         while left > 0:
