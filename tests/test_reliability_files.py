@@ -649,3 +649,43 @@ def test_a_shared_block_through_an_alias_and_a_merge_key_still_works(base: Path)
     proc = cli(base, "apply", "-f", str(manifest))
     assert proc.returncode == 0, proc.stderr
     assert fleet.list(base) == ["a", "b"]
+
+
+# -- a writer killed between the two files (#13.2) ----------------------------------------------
+
+DEPLOYER = """
+    import sys
+    import dalfleet.fleet as fleet
+    base = sys.argv[1]
+    i = 0
+    while True:
+        i += 1
+        fleet.deploy("w", f"task {i}", base)
+"""
+
+
+@pytest.mark.parametrize("after", [0.3, 0.55, 0.8])
+def test_a_deployer_killed_at_any_instant_leaves_both_files_loadable(
+    base: Path, after: float
+) -> None:
+    fleet.create("w", base)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(DEPLOYER), str(base)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not fleet.history("w", base) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(after)
+    finally:
+        proc.kill()
+        proc.wait()
+    shown = fleet.show("w", base)
+    revisions = fleet.history("w", base)
+    numbers = [r.revision for r in revisions]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    # The side file lands first: the deployed task is the last revision or the one before.
+    assert shown.last_deployed_task in {r.task for r in revisions[-2:]}
+    fleet.deploy("w", "after the crash", base)
+    assert fleet.history("w", base)[-1].revision == numbers[-1] + 1
