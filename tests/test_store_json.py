@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -517,3 +518,47 @@ def test_numbers_of_other_tools_are_written_as_the_standard_library_spells_them(
     raw = (base / ".dal" / "fleets.json").read_bytes()
     assert raw == (json.dumps(json.loads(raw), indent=2, ensure_ascii=False) + "\n").encode()
     assert {k: read(base)["workers"][k] for k in extra} == extra
+
+
+def reference_delete(base: Path, name: str) -> None:
+    """The reference deleting a fleet: fleets.json without it, its own keys only."""
+    reference_rewrite(base)
+    path = base / ".dal" / "fleets.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data.pop(name, None)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["create", "deploy", "delete", "reference_write", "reference_delete"]),
+        st.sampled_from(["a", "b"]),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(ops=_OPS)
+def test_history_matches_a_model_across_writes_by_both_tools(ops: list[tuple[str, str]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        model: dict[str, list[str]] = {}  # fleet -> tasks deployed since it was created
+        for step, (op, name) in enumerate(ops):
+            if op == "create" and name not in model:
+                fleet.create(name, base)
+                model[name] = []
+            elif op == "deploy" and name in model:
+                fleet.deploy(name, f"task {step}", base)
+                model[name].append(f"task {step}")
+            elif op == "delete" and name in model:
+                fleet.delete(name, base)
+                del model[name]
+            elif op == "reference_write" and model:
+                reference_rewrite(base)
+            elif op == "reference_delete" and name in model:
+                reference_delete(base, name)
+                del model[name]
+        assert fleet.list(base) == sorted(model)
+        for name, tasks in model.items():
+            assert [r.task for r in fleet.history(name, base)] == tasks[-50:]
