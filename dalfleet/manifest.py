@@ -16,13 +16,13 @@ applies them (``Client.apply``) or, with ``dry_run``, only reports them.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
-import yaml
 
 from dalfleet.errors import InvalidArgumentError
 from dalfleet.models import Fleet
@@ -33,6 +33,88 @@ __all__ = ["Change", "FleetSpec", "load_manifest", "parse_manifest", "plan"]
 
 _FLEET_KEYS = {"name", "mold", "count", "params", "task"}
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+# Nodes that YAML aliases may add on top of the document's own: a shared
+# ``params`` block is fine, a billion-laughs document is refused while it is read.
+MAX_ALIAS_NODES = 10_000
+
+
+@functools.cache
+def _loader() -> Any:
+    """The manifest's YAML loader: safe tags only, bounded aliases, no key given twice."""
+    import yaml
+    from yaml.composer import ComposerError
+    from yaml.constructor import ConstructorError
+    from yaml.nodes import MappingNode, Node, ScalarNode
+
+    class ManifestLoader(yaml.SafeLoader):
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.expanded = 0  # nodes aliases would add if expanded
+            self.counted = 0  # nodes composed so far (the document's own)
+            self.sizes: dict[int, int] = {}
+
+        def compose_node(self, parent: Node | None, index: int) -> Node | None:
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                node = super().compose_node(parent, index)
+                # An anchor still being composed (a recursive alias) adds no copy.
+                self.expanded += self.sizes.get(id(node), 1)
+                if self.expanded > MAX_ALIAS_NODES:
+                    raise ComposerError(
+                        None,
+                        None,
+                        f"aliases expand the manifest by more than {MAX_ALIAS_NODES} nodes",
+                        mark,
+                    )
+                return node
+            before = self.counted + self.expanded
+            node = super().compose_node(parent, index)
+            self.counted += 1
+            self.sizes[id(node)] = self.counted + self.expanded - before
+            return node
+
+        def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, ScalarNode) or key_node.tag.endswith(":merge"):
+                    continue
+                key = self.construct_object(key_node)
+                try:
+                    if key in seen:
+                        raise ConstructorError(
+                            None, None, f"key {show_value(key)} given twice", key_node.start_mark
+                        )
+                    seen.add(key)
+                except TypeError:  # an unhashable key: the constructor reports it
+                    pass
+            return super().construct_mapping(node, deep=deep)
+
+    return ManifestLoader
+
+
+def _load_yaml(text: str) -> Any:
+    """Parse one YAML document with the manifest loader.
+
+    Raises:
+        InvalidArgumentError: too large, not valid YAML, an alias bomb, or a key
+            given twice in a mapping; the message says where.
+    """
+    import yaml
+
+    if len(text) > MAX_MANIFEST_BYTES:
+        raise InvalidArgumentError("invalid manifest: larger than 4 MiB")
+    loader = _loader()(text)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise InvalidArgumentError(f"invalid manifest: {problem}{at}") from None
+    except RecursionError:
+        raise InvalidArgumentError("invalid manifest: nested too deeply") from None
+    finally:
+        loader.dispose()
 
 
 @attrs.frozen
@@ -111,13 +193,7 @@ def parse_manifest(document: str | Mapping[str, Any]) -> list[FleetSpec]:
             a fleet named twice). The message says where.
     """
     if isinstance(document, str):
-        try:
-            data: Any = yaml.safe_load(document)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or "not valid YAML"
-            raise InvalidArgumentError(f"invalid manifest: {problem}{at}") from None
+        data: Any = _load_yaml(document)
     else:
         data = document
     if not isinstance(data, Mapping) or set(data) != {"fleets"}:

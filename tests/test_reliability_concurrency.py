@@ -21,6 +21,7 @@ from dalfleet.convert import HISTORY_KEY
 from dalfleet.coordinator import LocalCoordinator
 from dalfleet.models import AgentSpec, AgentState
 from dalfleet.store import JsonFileStore
+from dalfleet.store.jsonfile import history_file_path
 from tests.test_coordinator_local import python as start
 
 # Many writer processes at once.
@@ -134,7 +135,9 @@ def test_six_writer_processes_lose_no_update(base: Path) -> None:
 
     # deploy: every deploy got its own revision number, none lost or repeated.
     deploys = [t for r in reports for t in r["deployed"]]
-    history = raw["shared"][HISTORY_KEY]
+    # History lives in the side file (SPEC §6), never in the reference's fleets.json.
+    assert HISTORY_KEY not in raw["shared"]
+    history = json.loads(history_file_path(base).read_text(encoding="utf-8"))["shared"]
     numbers = [rev["revision"] for rev in history]
     assert numbers == list(range(len(deploys) - len(history) + 1, len(deploys) + 1))
     assert shared.last_deployed_task == history[-1]["task"]

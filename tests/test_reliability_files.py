@@ -3,15 +3,15 @@
 Each case gets a clear error (a :class:`~dalfleet.FleetError`, a one-line CLI
 message) that names the file, from every call that reads or changes fleets, and
 the file is never rewritten. Cases already in ``test_store_json.py`` (truncated
-object, empty file, a list, ``member_ids`` a string, ``name`` a number, duplicate
-member IDs, bad UTF-8, a small size limit, a plain directory for ``list`` and
+object, empty file, a list, ``member_ids`` a string, ``name`` a number, bad
+UTF-8, a small size limit, a plain directory for ``list`` and
 ``create``) are not repeated here.
 
 Unreadable files: the tests run as root in CI, where ``chmod 000`` does not stop
 a read. The permission test therefore reads from a child process that drops to
-user ``nobody`` (when it starts as root) after importing dalfleet. A FIFO at the
-path is not used: opening one blocks. A directory, a symlink to a directory, a
-dangling symlink and a symlink loop stand in for other unreadable paths.
+user ``nobody`` (when it starts as root) after importing dalfleet. A directory, a
+symlink to a directory, a dangling symlink and a symlink loop stand in for other
+unreadable paths.
 """
 
 from __future__ import annotations
@@ -134,15 +134,10 @@ def assert_refused(
 GOOD = entry("w", member_ids=["agent_1", "agent_2"], last_deployed_task="t")
 CORRUPT: dict[str, tuple[bytes, str]] = {
     "number_as_name": (dumps({"5": entry(5)}), "name must be a string, not int"),
-    "name_differs_from_key": (dumps({"a": entry("b")}), "stored under 'a' but named 'b'"),
     "member_ids_a_number": (dumps({"w": entry("w", member_ids=7)}), "member_ids must be a list"),
     "member_ids_null": (dumps({"w": entry("w", member_ids=None)}), "member_ids must be a list"),
     "member_ids_numbers": (dumps({"w": entry("w", member_ids=[1, 2])}), "list of strings"),
     "member_ids_nested": (dumps({"w": entry("w", member_ids=[["a"]])}), "list of strings"),
-    "duplicate_ids_far_apart": (
-        dumps({"w": entry("w", member_ids=[f"a{i}" for i in range(500)] + ["a7"])}),
-        "duplicate ID 'a7'",
-    ),
     "task_a_list": (dumps({"w": entry("w", last_deployed_task=["x"])}), "last_deployed_task"),
     "deployed_at_a_bool": (dumps({"w": entry("w", last_deployed_at=True)}), "last_deployed_at"),
     "params_nested": (
@@ -486,3 +481,211 @@ def test_a_fleet_nobody_touches_is_written_back_unchanged(base: Path) -> None:
     fleet.deploy("w", "go", base)
     fleet.delete("w", base)
     assert json.loads(fleet_path(base).read_text(encoding="utf-8")) == {"legacy": untouched}
+
+
+# -- FIFOs, devices and symlinks where dalfleet expects its own file (#10.14, #10.17) ----------
+
+DAL_FILES = ("fleets.json", "fleets.json.lock", "fleet_history.json")
+
+
+def _prepare(base: Path) -> Path:
+    fleet.create_from_mold("w", "worker", 1, base)
+    fleet.deploy("w", "go", base)
+    return base / ".dal"
+
+
+@pytest.mark.parametrize("name", DAL_FILES)
+def test_a_fifo_at_a_dal_file_is_refused_at_once_by_real_commands(base: Path, name: str) -> None:
+    dal = _prepare(base)
+    path = dal / name
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+    for argv in (("deploy", "w", "again"), ("add-member", "w", "agent_x"), ("delete", "w")):
+        began = time.monotonic()
+        proc = cli(base, *argv)  # a hang would hit the 60 s timeout and fail the test
+        assert time.monotonic() - began < 20
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert str(path) in proc.stderr and "FIFO" in proc.stderr, proc.stderr
+        assert len(proc.stderr.splitlines()) == 1
+    assert stat.S_ISFIFO(path.lstat().st_mode)
+    path.unlink()  # with the FIFO gone, every command works again
+    fleet.create("after", base)
+
+
+def test_a_device_at_the_fleet_file_is_refused_and_not_replaced(base: Path) -> None:
+    dal = _prepare(base)
+    path = dal / "fleets.json"
+    path.unlink()
+    os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 3))  # the null device
+    for argv in (("list",), ("create", "x"), ("delete", "w")):
+        proc = cli(base, *argv)
+        assert proc.returncode == 1 and "a device" in proc.stderr, proc.stderr
+    assert stat.S_ISCHR(path.lstat().st_mode)
+
+
+@pytest.mark.parametrize("name", DAL_FILES)
+def test_a_dangling_symlink_in_dal_never_creates_a_file_at_its_target(
+    base: Path, name: str
+) -> None:
+    dal = _prepare(base)
+    target = base / "outside" / "target"
+    target.parent.mkdir()
+    path = dal / name
+    path.unlink(missing_ok=True)
+    path.symlink_to(target)
+    for argv in (("deploy", "w", "again"), ("create", "x"), ("scale", "w", "0"), ("list",)):
+        proc = cli(base, *argv)
+        if name == "fleets.json.lock" and argv == ("list",):
+            assert proc.returncode == 0  # reading takes no lock
+            continue
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "symbolic link" in proc.stderr and str(path) in proc.stderr, proc.stderr
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    assert path.is_symlink()
+
+
+@pytest.mark.parametrize("name", DAL_FILES)
+def test_a_symlink_to_a_real_file_is_refused_and_the_file_left_alone(base: Path, name: str) -> None:
+    dal = _prepare(base)
+    target = base / "precious.txt"
+    target.write_bytes(b"keep me")
+    path = dal / name
+    path.unlink(missing_ok=True)
+    path.symlink_to(target)
+    with pytest.raises(StoreError, match="symbolic link"):
+        fleet.deploy("w", "again", base)
+    assert target.read_bytes() == b"keep me" and path.is_symlink()
+
+
+# -- a deleted lock file loses no update (#10.11) ----------------------------------------------
+
+HOLDER = """
+    import sys, time
+    from pathlib import Path
+    import attrs
+    from dalfleet.store import JsonFileStore
+    base, ready, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    with JsonFileStore(base).transaction() as fleets:
+        ready.write_text("locked")
+        while not go.exists():
+            time.sleep(0.01)
+        w = fleets["w"]
+        fleets["w"] = attrs.evolve(w, member_ids=[*w.member_ids, "agent_holder"])
+"""
+
+
+def test_deleting_the_lock_file_while_a_writer_holds_it_loses_no_update(base: Path) -> None:
+    fleet.create("w", base)
+    ready, go = base / "ready", base / "go"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(HOLDER), str(base), str(ready), str(go)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert holder.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        (base / ".dal" / "fleets.json.lock").unlink()
+        second = subprocess.Popen(
+            [sys.executable, "-m", "dalfleet", "--base", str(base), "add-member", "w", "agent_b"],
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.DEVNULL,
+        )
+        # The second writer must wait for the holder, however long it holds the lock.
+        with pytest.raises(subprocess.TimeoutExpired):
+            second.wait(timeout=2)
+        go.write_text("go")
+        assert holder.wait(timeout=30) == 0
+        assert second.wait(timeout=30) == 0
+    finally:
+        holder.kill()
+    assert sorted(fleet.show("w", base).member_ids) == ["agent_b", "agent_holder"]
+
+
+# -- manifests (#10.16) ------------------------------------------------------------------------
+
+
+def _alias_bomb() -> str:
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(8):
+        prev, cur = chr(97 + i), chr(98 + i)
+        lines.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    return "x:\n" + "\n".join("  " + line for line in lines) + "\nfleets:\n  w: {params: *i}\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(base: Path) -> None:
+    manifest = base / "fleets.yaml"
+    manifest.write_text(_alias_bomb())
+    began = time.monotonic()
+    proc = cli(base, "apply", "-f", str(manifest), "--dry-run")
+    assert time.monotonic() - began < 20
+    assert proc.returncode != 0 and "aliases expand" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "fleets:\n  w: {count: 1}\n  w: {count: 2}\n",
+        "fleets:\n  w:\n    count: 1\n    count: 2\n",
+        "fleets:\n  w:\n    params: {env: a, env: b}\n",
+        "fleets:\n  w: {count: 1}\nfleets: {}\n",
+    ],
+)
+def test_a_key_given_twice_in_a_manifest_is_an_error(base: Path, document: str) -> None:
+    manifest = base / "fleets.yaml"
+    manifest.write_text(document)
+    before = snapshot(base)
+    proc = cli(base, "apply", "-f", str(manifest))
+    assert proc.returncode != 0 and "given twice" in proc.stderr, proc.stderr
+    assert snapshot(base) == before
+
+
+def test_a_shared_block_through_an_alias_and_a_merge_key_still_works(base: Path) -> None:
+    manifest = base / "fleets.yaml"
+    manifest.write_text(
+        "fleets:\n  a: {params: &p {env: prod}}\n  b: {params: {<<: *p, env: dev}}\n"
+    )
+    proc = cli(base, "apply", "-f", str(manifest))
+    assert proc.returncode == 0, proc.stderr
+    assert fleet.list(base) == ["a", "b"]
+
+
+# -- a writer killed between the two files (#13.2) ----------------------------------------------
+
+DEPLOYER = """
+    import sys
+    import dalfleet.fleet as fleet
+    base = sys.argv[1]
+    i = 0
+    while True:
+        i += 1
+        fleet.deploy("w", f"task {i}", base)
+"""
+
+
+@pytest.mark.parametrize("after", [0.3, 0.55, 0.8])
+def test_a_deployer_killed_at_any_instant_leaves_both_files_loadable(
+    base: Path, after: float
+) -> None:
+    fleet.create("w", base)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(DEPLOYER), str(base)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not fleet.history("w", base) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(after)
+    finally:
+        proc.kill()
+        proc.wait()
+    shown = fleet.show("w", base)
+    revisions = fleet.history("w", base)
+    numbers = [r.revision for r in revisions]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    # The side file lands first: the deployed task is the last revision or the one before.
+    assert shown.last_deployed_task in {r.task for r in revisions[-2:]}
+    fleet.deploy("w", "after the crash", base)
+    assert fleet.history("w", base)[-1].revision == numbers[-1] + 1

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dalfleet.fleet as fleet
 from dalfleet import CorruptStoreError, StoreError
+from dalfleet.convert import HISTORY_KEY
 from dalfleet.models import Fleet
-from dalfleet.store import JsonFileStore, MemoryStore
+from dalfleet.store import JsonFileStore, MemoryStore, _jsonio
+from dalfleet.store.jsonfile import (
+    HISTORY_MAX_BYTES,
+    MAX_BYTES_ENV,
+    FleetFileWarning,
+    history_file_path,
+)
+from dalfleet.validate import MAX_TASK_BYTES
 from tests.conftest import snapshot
 
 REFERENCE_FILE = {
@@ -124,7 +137,6 @@ def test_optional_keys_are_omitted_when_unset(base: Path) -> None:
         (b"[1, 2]", "expected a JSON object"),
         (b'{"w": {"name": "w", "member_ids": "agent_1"}}', "member_ids must be a list"),
         (b'{"w": {"name": 5, "member_ids": []}}', "name must be a string"),
-        (b'{"w": {"name": "w", "member_ids": ["a", "a"]}}', "duplicate ID 'a'"),
         (b'{"w": {"name": "w", "member_ids": [], "mold_source": 3}}', "mold_source must be"),
         (b'{"w": 7}', "expected an object"),
         (b"\xff\xfe{}", "not UTF-8"),
@@ -228,3 +240,325 @@ def test_memory_store_transaction_rolls_back() -> None:
         fleets["x"] = Fleet(name="x")
         raise RuntimeError("boom")
     assert store.load() == {}
+
+
+# -- the codec: json.dumps(indent=2, ensure_ascii=False), byte for byte ---------------------
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner)
+        | st.dictionaries(st.text(), inner)
+        | st.lists(st.text())
+        | st.tuples(inner, inner)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=_VALUES, level=st.integers(0, 3))
+def test_the_codec_writes_what_the_standard_library_writes(value: object, level: int) -> None:
+    expected = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + "  " * level)
+    assert _jsonio.pretty(value, level) == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=_VALUES, level=st.integers(0, 3))
+def test_the_fast_extra_writes_the_same_bytes(value: object, level: int) -> None:
+    pytest.importorskip("orjson", reason="the fast extra (orjson) is not installed")
+    expected = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + "  " * level)
+    assert _jsonio.pretty_bytes(value, level) == expected.encode("utf-8", "surrogatepass")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), [1, float("-inf")], {"a": object()}])
+def test_the_codec_refuses_what_no_reader_accepts(bad: object) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        _jsonio.pretty(bad)
+
+
+def test_the_written_file_is_the_standard_pretty_layout(base: Path) -> None:
+    write_reference(base)
+    fleet.create("new", base)
+    fleet.add_member("new", "agent_ü🚀\u2028", base)
+    fleet.deploy("new", 'tab\there \x01 \x7f "quoted" \\ back', base)
+    raw = (base / ".dal" / "fleets.json").read_bytes()
+    data = json.loads(raw)
+    assert raw == (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def test_a_value_that_cannot_be_written_is_refused_before_writing(base: Path) -> None:
+    write_reference(base)
+    store = JsonFileStore(base)
+    with store.transaction():
+        pass  # the lock file exists from here on
+    before = snapshot(base)
+    with pytest.raises(StoreError, match="nothing was changed"), store.transaction() as fleets:
+        fleets["bad"] = Fleet(name="bad", extra={"x": float("nan")})
+    with pytest.raises(StoreError, match="nothing was changed"), store.transaction() as fleets:
+        fleets["bad"] = Fleet(name="bad", member_ids=["\ud800"])
+    assert snapshot(base) == before
+
+
+# -- sizes: never write what would be refused on reading (#10.5) ---------------------------
+
+
+def test_a_change_past_the_size_limit_is_refused_and_changes_nothing(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet.create_from_mold("w", "worker", 2, base)
+    fleet.deploy("w", "first", base)
+    monkeypatch.setenv(MAX_BYTES_ENV, "20000")
+    files = (base / ".dal" / "fleets.json", history_file_path(base))
+    before = [p.read_bytes() for p in files]
+    with pytest.raises(StoreError, match="over the limit of 20000"):
+        fleet.create_from_mold("big", "worker", 1, base, {"blob": "x" * 30000})
+    with pytest.raises(StoreError, match="over the limit of 20000"):
+        fleet.deploy("w", "\x01" * 5000, base)  # 5,000 characters, 30,000 bytes escaped
+    assert [p.read_bytes() for p in files] == before
+    # The way out: what is within the limit can always be shrunk.
+    fleet.scale("w", 0, base)
+    fleet.delete("w", base)
+    assert fleet.list(base) == []
+
+
+def test_history_is_bounded_in_bytes_so_deploys_never_brick_the_project(base: Path) -> None:
+    fleet.create("w", base)
+    task = "\x01" * MAX_TASK_BYTES  # escapes to 6 bytes a character
+    for _ in range(20):
+        fleet.deploy("w", task, base)
+    side = history_file_path(base)
+    assert side.stat().st_size <= HISTORY_MAX_BYTES + 4096
+    revisions = fleet.history("w", base)
+    assert 1 <= len(revisions) < 20 and revisions[-1].revision == 20
+    assert fleet.show("w", base).last_deployed_task == task
+    fleet.delete("w", base)
+
+
+def test_a_file_over_the_limit_written_by_another_tool_can_be_read_with_a_raised_limit(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_reference(base)
+    monkeypatch.setenv(MAX_BYTES_ENV, "100")
+    with pytest.raises(StoreError, match="too large"):
+        fleet.list(base)
+    monkeypatch.setenv(MAX_BYTES_ENV, str(path.stat().st_size + 1000))
+    fleet.delete("My Fleet!", base)
+    assert fleet.list(base) == ["workers"]
+
+
+# -- history lives beside the reference's file (#13.2) --------------------------------------
+
+
+def reference_rewrite(base: Path) -> None:
+    """What the reference does on any write: fleets.json with its own keys only."""
+    path = base / ".dal" / "fleets.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    keys = (
+        "name",
+        "mold_source",
+        "member_ids",
+        "last_deployed_task",
+        "last_deployed_at",
+        "last_create_params",
+    )
+    kept = {n: {k: e[k] for k in keys if k in e} for n, e in data.items()}
+    path.write_text(json.dumps(kept, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def test_history_survives_a_write_by_the_reference(base: Path) -> None:
+    fleet.create_from_mold("w", "worker", 1, base)
+    fleet.deploy("w", "one", base)
+    fleet.deploy("w", "two", base)
+    assert HISTORY_KEY not in read(base)["w"]
+    reference_rewrite(base)
+    assert [r.task for r in fleet.history("w", base)] == ["one", "two"]
+    fleet.deploy("w", "three", base)
+    assert [r.revision for r in fleet.history("w", base)] == [1, 2, 3]
+    fleet.rollback("w", None, base)
+    assert fleet.show("w", base).last_deployed_task == "two"
+
+
+def test_history_kept_in_the_fleet_file_by_older_versions_moves_to_the_side_file(
+    base: Path,
+) -> None:
+    old = {
+        "w": {
+            "name": "w",
+            "mold_source": None,
+            "member_ids": [],
+            "last_deployed_task": "b",
+            "last_deployed_at": "2",
+            HISTORY_KEY: [
+                {"revision": 1, "task": "a", "deployed_at": "1"},
+                {"revision": 2, "task": "b", "deployed_at": "2"},
+            ],
+        }
+    }
+    write_reference(base, old)
+    assert [r.task for r in fleet.history("w", base)] == ["a", "b"]
+    assert not history_file_path(base).exists()  # reading changes nothing
+    fleet.create("other", base)
+    assert HISTORY_KEY not in read(base)["w"]
+    side = json.loads(history_file_path(base).read_text(encoding="utf-8"))
+    assert [r["task"] for r in side["w"]] == ["a", "b"]
+    assert [r.task for r in fleet.history("w", base)] == ["a", "b"]
+
+
+def test_history_of_a_deleted_fleet_is_dropped(base: Path) -> None:
+    fleet.create("w", base)
+    fleet.deploy("w", "old task", base)
+    fleet.delete("w", base)
+    fleet.create("w", base)
+    assert fleet.history("w", base) == []
+    assert "w" not in json.loads(history_file_path(base).read_text(encoding="utf-8"))
+
+
+def test_a_crash_between_the_two_files_leaves_both_loadable(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet.create("w", base)
+    fleet.deploy("w", "one", base)
+    real = JsonFileStore._replace
+
+    def crash_on_fleet_file(self: JsonFileStore, path: Path, payload: bytes, what: str) -> None:
+        if path == self.path:
+            raise KeyboardInterrupt  # the process dies after the side file landed
+        real(self, path, payload, what)
+
+    monkeypatch.setattr(JsonFileStore, "_replace", crash_on_fleet_file)
+    with pytest.raises(KeyboardInterrupt):
+        fleet.deploy("w", "two", base)
+    monkeypatch.undo()
+    assert fleet.show("w", base).last_deployed_task == "one"
+    assert [r.task for r in fleet.history("w", base)] == ["one", "two"]
+    fleet.deploy("w", "three", base)
+    assert [r.revision for r in fleet.history("w", base)] == [1, 2, 3]
+
+
+def test_a_corrupt_history_file_is_reported_and_kept(base: Path) -> None:
+    fleet.create("w", base)
+    side = history_file_path(base)
+    side.write_bytes(b'{"w": [{"revision": "x"}]}')
+    for op in (lambda: fleet.list(base), lambda: fleet.deploy("w", "t", base)):
+        with pytest.raises(CorruptStoreError, match="history file"):
+            op()
+    assert side.read_bytes() == b'{"w": [{"revision": "x"}]}'
+
+
+# -- what the reference may write loads, with a warning (#13.6) -----------------------------
+
+ODD = {
+    "dups": {"name": "dups", "mold_source": None, "member_ids": ["a", "b", "a"]},
+    "key": {"name": "other", "mold_source": None, "member_ids": ["c"], "x": 1},
+}
+
+
+def test_a_duplicate_id_or_a_name_differing_from_its_key_loads_with_a_warning(
+    base: Path,
+) -> None:
+    write_reference(base, ODD)
+    with pytest.warns(FleetFileWarning) as caught:
+        fleets = JsonFileStore(base).load()
+    assert len(caught) == 2
+    assert fleets["dups"].member_ids == ["a", "b"]
+    assert fleets["key"].name == "key"
+
+
+@pytest.mark.filterwarnings("ignore::dalfleet.store.jsonfile.FleetFileWarning")
+def test_odd_entries_are_written_back_as_they_were_and_every_command_works(
+    base: Path,
+) -> None:
+    write_reference(base, ODD)
+    fleet.create("w", base)
+    fleet.deploy("w", "go", base)
+    assert {k: v for k, v in read(base).items() if k != "w"} == ODD
+    assert fleet.show("dups", base).member_ids == ["a", "b"]
+    fleet.deploy("key", "task", base)
+    fleet.scale("dups", 1, base)
+    assert read(base)["dups"]["member_ids"] == ["a"]
+    assert read(base)["key"]["name"] == "key" and read(base)["key"]["x"] == 1
+    fleet.delete("key", base)
+    fleet.delete("dups", base)
+    assert fleet.list(base) == ["w"]
+
+
+def test_written_files_get_the_usual_permissions(base: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        fleet.create("w", base)
+        fleet.deploy("w", "go", base)
+    finally:
+        os.umask(old)
+    for path in (base / ".dal" / "fleets.json", history_file_path(base)):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+@pytest.mark.parametrize(
+    "extra", [{"f": 1e16}, {"f": [1.5, 2**70]}, {"n": {"deep": 0.1}}, {"i": 7}]
+)
+def test_numbers_of_other_tools_are_written_as_the_standard_library_spells_them(
+    base: Path, extra: dict[str, object]
+) -> None:
+    data = {k: dict(v) for k, v in REFERENCE_FILE.items()}
+    data["workers"].update(extra)
+    write_reference(base, data)
+    fleet.deploy("My Fleet!", "touch another fleet", base)  # "workers" is written back as read
+    raw = (base / ".dal" / "fleets.json").read_bytes()
+    assert raw == (json.dumps(json.loads(raw), indent=2, ensure_ascii=False) + "\n").encode()
+    assert {k: read(base)["workers"][k] for k in extra} == extra
+    fleet.deploy("workers", "touch it", base)  # and as unstructured from the model
+    raw = (base / ".dal" / "fleets.json").read_bytes()
+    assert raw == (json.dumps(json.loads(raw), indent=2, ensure_ascii=False) + "\n").encode()
+    assert {k: read(base)["workers"][k] for k in extra} == extra
+
+
+def reference_delete(base: Path, name: str) -> None:
+    """The reference deleting a fleet: fleets.json without it, its own keys only."""
+    reference_rewrite(base)
+    path = base / ".dal" / "fleets.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data.pop(name, None)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["create", "deploy", "delete", "reference_write", "reference_delete"]),
+        st.sampled_from(["a", "b"]),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(ops=_OPS)
+def test_history_matches_a_model_across_writes_by_both_tools(ops: list[tuple[str, str]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        model: dict[str, list[str]] = {}  # fleet -> tasks deployed since it was created
+        for step, (op, name) in enumerate(ops):
+            if op == "create" and name not in model:
+                fleet.create(name, base)
+                model[name] = []
+            elif op == "deploy" and name in model:
+                fleet.deploy(name, f"task {step}", base)
+                model[name].append(f"task {step}")
+            elif op == "delete" and name in model:
+                fleet.delete(name, base)
+                del model[name]
+            elif op == "reference_write" and model:
+                reference_rewrite(base)
+            elif op == "reference_delete" and name in model:
+                reference_delete(base, name)
+                del model[name]
+        assert fleet.list(base) == sorted(model)
+        for name, tasks in model.items():
+            assert [r.task for r in fleet.history(name, base)] == tasks[-50:]

@@ -1,47 +1,119 @@
 """The fleet file ``<base>/.dal/fleets.json``, safe for many writers.
 
-Every change is a read-modify-write under an exclusive advisory lock
-(portalocker, on ``fleets.json.lock`` beside the file) and lands with an atomic
-replace (temp file, fsync, rename, fsync of the directory), so concurrent
+Every change is a read-modify-write under an exclusive lock and lands with an
+atomic replace (temp file, fsync, rename, fsync of the directory), so concurrent
 processes lose no update and a writer killed at any instant leaves the old or
 the new file. A file that does not parse is reported as a corrupt store and is
-never overwritten. Lock files left by a killed process never block anyone: the
-kernel drops the lock with the process.
+never overwritten.
+
+The lock is ``flock`` on ``fleets.json.lock`` (kept for older dalfleet versions
+sharing the directory) *and* on the ``.dal`` directory itself: a lock file
+deleted while a writer holds it lets a second process lock a new file, but not
+the directory, so no update is lost. A lock left by a killed process never
+blocks anyone: the kernel drops it with the process.
+
+Deployment history lives in a side file, ``.dal/fleet_history.json`` (fleet
+name → revisions), because the reference rewrites ``fleets.json`` with its own
+keys only. Within one transaction the side file is replaced first and
+``fleets.json`` second, so a crash between the two leaves both loadable, with at
+worst a revision recorded for a deployment that did not land. Revisions of a
+fleet that is no longer in ``fleets.json`` are dropped at the next write (a new
+fleet of that name starts a new history). Older versions kept history in each
+entry under ``dalfleet_history``; such entries are read and moved to the side
+file at the next write.
+
+Paths in ``.dal/`` are opened without following symbolic links and without
+blocking; a symlink, FIFO, device or directory where dalfleet expects its own
+regular file is refused with a StoreError, and no file is ever created at a
+link's target.
+
+Nothing is written that this module would refuse to read: both files are
+checked against ``max_bytes`` before anything is replaced, and each fleet's
+history is bounded in bytes as well as in count.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
-import re
-import secrets
+import stat
+import sys
+import time
+import warnings
 from collections.abc import Iterator
+from json import JSONDecodeError
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
-import portalocker
-
-from dalfleet.convert import FleetFormatError, structure_fleet, unstructure_fleet
+from dalfleet.convert import HISTORY_KEY, FleetFormatError, structure_fleet, unstructure_fleet
 from dalfleet.errors import CorruptStoreError, StoreError
 from dalfleet.models import Fleet
+from dalfleet.store import _jsonio
+from dalfleet.validate import show_value
 
-__all__ = ["DEFAULT_MAX_BYTES", "JsonFileStore", "fleet_file_path"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "HISTORY_FILE",
+    "HISTORY_MAX_BYTES",
+    "MAX_BYTES_ENV",
+    "FleetFileWarning",
+    "JsonFileStore",
+    "fleet_file_path",
+    "history_file_path",
+]
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-_TMP_PREFIX = ".fleets.json."
+# A way out for a file written by another tool past the limit: raise it for one command.
+MAX_BYTES_ENV = "DALFLEET_MAX_FILE_BYTES"
+HISTORY_FILE = "fleet_history.json"
+# Per fleet, newest revisions first: 16 deployments of the largest task (64 KiB of
+# text that escapes to 6 bytes a character) or 50 ordinary ones, whichever is less.
+HISTORY_MAX_BYTES = 1024 * 1024
 _TMP_SUFFIX = ".tmp"
-# path -> (bytes, fleets) of the last parse in this process; keyed by content, never stale.
-_PARSED: dict[str, tuple[bytes, dict[str, Fleet]]] = {}
+_LOCK_POLL = 0.005
+# path -> (fleet file content key, history bytes, fleets, raw entries) of the last parse
+# in this process; keyed by content, never stale.
+# (the last element: whether the fleet file holds a float, which orjson would spell
+# differently)
+_Parsed = tuple[bytes, bytes | None, dict[str, Fleet], dict[str, Any], bool]
+# Up to this size the cache keeps the file's bytes; above, a digest (no second copy of a
+# large file stays in memory).
+_CACHE_RAW_BYTES = 4 * 1024 * 1024
+_PARSED: dict[str, _Parsed] = {}
 _PARSED_KEEP = 8  # bases remembered; a notebook touching many projects stays small
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
-def _remember(key: str, raw: bytes, fleets: dict[str, Fleet]) -> None:
+class FleetFileWarning(UserWarning):
+    """A fleet file entry dalfleet accepts but would not write itself.
+
+    Raised as a warning (never an exception) for a file written by another tool
+    with a duplicate member ID, or an entry whose key differs from its ``name``.
+    """
+
+
+def _remember(key: str, parsed: _Parsed) -> None:
     _PARSED.pop(key, None)
-    _PARSED[key] = (raw, fleets)
+    _PARSED[key] = parsed
     while len(_PARSED) > _PARSED_KEEP:
         del _PARSED[next(iter(_PARSED))]
+
+
+def _content_key(chunks: list[bytes]) -> bytes:
+    """What identifies a fleet file's content in the parse cache."""
+    if sum(map(len, chunks)) <= _CACHE_RAW_BYTES:
+        return b"".join(chunks)  # JSON text; a digest key starts with "#", never JSON
+    import hashlib  # only for large files
+
+    digest = hashlib.blake2b(digest_size=32)
+    for chunk in chunks:
+        digest.update(chunk)
+    return b"#" + digest.digest()
 
 
 def fleet_file_path(base: str | os.PathLike[str]) -> Path:
@@ -49,13 +121,131 @@ def fleet_file_path(base: str | os.PathLike[str]) -> Path:
     return Path(base) / ".dal" / "fleets.json"
 
 
+def history_file_path(base: str | os.PathLike[str]) -> Path:
+    """``<base>/.dal/fleet_history.json`` (nothing is touched on disk). Never raises."""
+    return Path(base) / ".dal" / HISTORY_FILE
+
+
+def _default_max_bytes() -> int:
+    text = os.environ.get(MAX_BYTES_ENV, "").strip()
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    return DEFAULT_MAX_BYTES
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _link_reason(path: Path) -> str:
+    """Why a symlink at ``path`` is refused, saying what it points at."""
+    try:
+        target = show_value(os.readlink(path), 200)
+    except OSError:
+        return "it is a symbolic link"
+    try:
+        mode = os.stat(path).st_mode
+        where = "a regular file" if stat.S_ISREG(mode) else f"which is {_kind(mode)}"
+    except FileNotFoundError:
+        where = "which does not exist"
+    except OSError as exc:
+        where = f"which cannot be resolved ({exc.strerror})"
+    return (
+        f"it is a symbolic link to {target}, {where}; dalfleet uses only its own "
+        "regular files in .dal/ and never follows links there"
+    )
+
+
+def _open_own_file(path: Path, flags: int, what: str) -> int | None:
+    """Open ``path`` as dalfleet's own regular file; ``None`` if it does not exist.
+
+    Never follows a symlink, never blocks on a FIFO or device.
+
+    Raises:
+        StoreError: a symlink, directory, FIFO, device or other non-regular file
+            is there, or the open fails.
+    """
+    try:
+        fd = os.open(path, flags | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC, 0o666)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise StoreError(f"cannot use {what} {path}: {_link_reason(path)}") from None
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK) or os.path.islink(path):
+            raise StoreError(f"cannot use {what} {path}: {_link_reason(path)}") from None
+        if exc.errno == errno.EISDIR:
+            raise StoreError(f"cannot use {what} {path}: it is a directory") from None
+        if exc.errno == errno.ENXIO:  # a FIFO with no reader, opened for writing
+            raise StoreError(f"cannot use {what} {path}: it is a FIFO (named pipe)") from None
+        raise StoreError(f"cannot use {what} {path}: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise StoreError(f"cannot use {what} {path}: it is {_kind(mode)}")
+        if _O_NONBLOCK:
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_own_file(path: Path, what: str, max_bytes: int) -> bytes | None:
+    """The bytes of dalfleet's own regular file at ``path``; ``None`` if absent.
+
+    Raises:
+        StoreError: not a regular file, unreadable, or larger than ``max_bytes``.
+    """
+    fd = _open_own_file(path, os.O_RDONLY, what)
+    if fd is None:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if size > max_bytes:
+            raise StoreError(
+                f"{what} {path} is too large ({size} bytes; the limit is {max_bytes}, "
+                f"raised by {MAX_BYTES_ENV})"
+            )
+        chunks: list[bytes] = []
+        left = max_bytes + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, max(size, 1 << 16)))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        if isinstance(exc, StoreError):
+            raise
+        reason = "it is a directory" if exc.errno == errno.EISDIR else exc.strerror
+        raise StoreError(f"cannot read {what} {path}: {reason}") from None
+    finally:
+        os.close(fd)
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if len(raw) > max_bytes:  # it grew while we read
+        raise StoreError(f"{what} {path} is too large (the limit is {max_bytes} bytes)")
+    return raw
+
+
 class JsonFileStore:
-    """Fleets in the reference's JSON fleet file.
+    """Fleets in the reference's JSON fleet file, history in a side file beside it.
 
     Args:
         base: the project directory; the file is ``<base>/.dal/fleets.json``.
         lock_timeout: seconds to wait for the lock before raising StoreError.
-        max_bytes: a larger file is refused (StoreError) rather than read.
+        max_bytes: a larger file is refused (StoreError) rather than read, and a
+            change that would make either file larger is refused before
+            anything is written. Defaults to 64 MiB, or the
+            ``DALFLEET_MAX_FILE_BYTES`` environment variable when set.
     """
 
     def __init__(
@@ -63,13 +253,14 @@ class JsonFileStore:
         base: str | os.PathLike[str],
         *,
         lock_timeout: float = 60.0,
-        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_bytes: int | None = None,
     ) -> None:
         self.base = Path(base)
         self.path = fleet_file_path(self.base)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.history_path = self.path.with_name(HISTORY_FILE)
         self.lock_timeout = lock_timeout
-        self.max_bytes = max_bytes
+        self.max_bytes = _default_max_bytes() if max_bytes is None else max_bytes
 
     @property
     def location(self) -> str:
@@ -81,95 +272,88 @@ class JsonFileStore:
 
     # -- reading -----------------------------------------------------------------
 
-    def _read_bytes(self) -> bytes | None:
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
-            if os.path.islink(self.path):
-                raise StoreError(
-                    f"cannot read fleet file {self.path}: it is a symbolic link to "
-                    f"{os.readlink(self.path)}, which does not exist"
-                ) from None
-            return None
-        except IsADirectoryError:
-            raise StoreError(f"cannot read fleet file {self.path}: it is a directory") from None
-        except OSError as exc:
-            raise StoreError(f"cannot read fleet file {self.path}: {exc.strerror}") from None
-        try:
-            with os.fdopen(fd, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                if size > self.max_bytes:
-                    raise StoreError(
-                        f"fleet file {self.path} is too large ({size} bytes; "
-                        f"the limit is {self.max_bytes})"
-                    )
-                return fh.read(self.max_bytes + 1)
-        except IsADirectoryError:
-            raise StoreError(f"cannot read fleet file {self.path}: it is a directory") from None
-        except OSError as exc:
-            if isinstance(exc, StoreError):
-                raise
-            raise StoreError(f"cannot read fleet file {self.path}: {exc.strerror}") from None
-
-    def _parse(self, raw: bytes) -> dict[str, Fleet]:
-        try:
-            text = raw.decode("utf-8")
-            data: Any = json.loads(
-                text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+    def _corrupt(self, path: Path, why: str) -> CorruptStoreError:
+        if path == self.history_path:
+            # The way out: fleets never depend on their history.
+            return CorruptStoreError(
+                f"corrupt history file {path}: {why} (remove it to drop the deployment history)"
             )
+        return CorruptStoreError(f"corrupt fleet file {path}: {why}")
+
+    def _decode(self, raw: bytes, path: Path) -> tuple[Any, bool]:
+        try:
+            data, floats = _jsonio.loads(raw)
         except UnicodeDecodeError:
-            raise CorruptStoreError(f"corrupt fleet file {self.path}: not UTF-8 text") from None
-        except json.JSONDecodeError as exc:
-            raise CorruptStoreError(
-                f"corrupt fleet file {self.path}: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            raise self._corrupt(path, "not UTF-8 text") from None
+        except JSONDecodeError as exc:
+            raise self._corrupt(
+                path, f"{exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from None
         except RecursionError:
-            raise CorruptStoreError(f"corrupt fleet file {self.path}: nested too deeply") from None
+            raise self._corrupt(path, "nested too deeply") from None
         except ValueError as exc:  # NaN/Infinity, duplicate keys, integers too long to convert
-            raise CorruptStoreError(f"corrupt fleet file {self.path}: {exc}") from None
-        if _SURROGATE_ESCAPE.search(text):
+            raise self._corrupt(path, str(exc)) from None
+        if b"\\ud" in raw or b"\\uD" in raw:
             # \ud800-style escapes may decode to lone surrogates, which no UTF-8 file can hold.
             try:
-                json.dumps(data, ensure_ascii=False).encode("utf-8")
+                _jsonio.pretty(data).encode("utf-8")
             except UnicodeEncodeError:
-                raise CorruptStoreError(
-                    f"corrupt fleet file {self.path}: a string holds a lone surrogate escape"
-                ) from None
+                raise self._corrupt(path, "a string holds a lone surrogate escape") from None
         if not isinstance(data, dict):
-            raise CorruptStoreError(
-                f"corrupt fleet file {self.path}: expected a JSON object of fleets, "
-                f"not {type(data).__name__}"
+            raise self._corrupt(
+                path, f"expected a JSON object of fleets, not {type(data).__name__}"
             )
-        fleets: dict[str, Fleet] = {}
-        try:
-            for key, entry in data.items():
-                fleets[key] = structure_fleet(entry, key)
-        except FleetFormatError as exc:
-            raise CorruptStoreError(f"corrupt fleet file {self.path}: {exc}") from None
-        return fleets
+        return data, floats
 
-    def _parse_cached(self, raw: bytes) -> dict[str, Fleet]:
+    def _parse(self, raw: bytes, history_raw: bytes | None) -> _Parsed:
+        data, floats = self._decode(raw, self.path)
+        side: dict[str, Any] = {}
+        if history_raw is not None:
+            side = self._decode(history_raw, self.history_path)[0]
+        fleets: dict[str, Fleet] = {}
+        for key, entry in data.items():
+            fixed = _lenient(entry, key, self.path)
+            revisions = side.get(key)
+            if revisions is not None:
+                fixed = {**fixed, HISTORY_KEY: revisions}
+            try:
+                fleets[key] = structure_fleet(fixed, key)
+            except FleetFormatError as exc:
+                where = self.history_path if revisions is not None else self.path
+                why = str(exc).replace(HISTORY_KEY, "history") if revisions is not None else exc
+                raise self._corrupt(where, str(why)) from None
+        return _content_key([raw]), history_raw, fleets, data, floats
+
+    def _load_parsed(self) -> _Parsed | None:
+        raw = _read_own_file(self.path, "fleet file", self.max_bytes)
+        if raw is None:
+            return None
+        history_raw = _read_own_file(self.history_path, "history file", self.max_bytes)
         # Same bytes, same fleets: reuse the last parse (Fleet objects are immutable).
         key = str(self.path)
         hit = _PARSED.get(key)
-        if hit is not None and hit[0] == raw:
-            return dict(hit[1])
-        fleets = self._parse(raw)
-        _remember(key, raw, fleets)
-        return dict(fleets)
+        if hit is not None and hit[0] == _content_key([raw]) and hit[1] == history_raw:
+            return hit
+        parsed = self._parse(raw, history_raw)
+        _remember(key, parsed)
+        return parsed
 
     def load(self) -> dict[str, Fleet]:
-        """Every fleet in the file, by name; ``{}`` when the file does not exist.
+        """Every fleet in the file, by name, with its history; ``{}`` when there is no file.
 
-        Reads without the lock: writers replace the file atomically, so a reader
-        always sees a whole file.
+        Reads without the lock: writers replace the files atomically, so a reader
+        always sees whole files. A duplicate member ID or an entry whose key
+        differs from its ``name`` (as another tool may write) loads with a
+        :class:`FleetFileWarning`: the fleet is named by its key and keeps each
+        ID once, and the entry is written back unchanged while untouched.
 
         Raises:
-            CorruptStoreError: the file does not parse or has the wrong shape.
-            StoreError: the file cannot be read (a directory, permissions, too large).
+            CorruptStoreError: a file does not parse or has the wrong shape.
+            StoreError: a file cannot be read (a directory, a symlink, a FIFO,
+                permissions, too large).
         """
-        raw = self._read_bytes()
-        return {} if raw is None else self._parse_cached(raw)
+        parsed = self._load_parsed()
+        return {} if parsed is None else dict(parsed[2])
 
     # -- writing -----------------------------------------------------------------
 
@@ -186,92 +370,332 @@ class JsonFileStore:
 
     def _remove_stale_temps(self) -> None:
         # Under the lock no live writer has a temp file open: any left is from a killed one.
+        prefixes = (f".{self.path.name}.", f".{HISTORY_FILE}.")
         with contextlib.suppress(OSError):
             for entry in os.scandir(self.path.parent):
-                if entry.name.startswith(_TMP_PREFIX) and entry.name.endswith(_TMP_SUFFIX):
+                if entry.name.startswith(prefixes) and entry.name.endswith(_TMP_SUFFIX):
                     with contextlib.suppress(OSError):
                         os.unlink(entry.path)
 
-    def _write(self, fleets: dict[str, Fleet]) -> None:
-        data = {name: unstructure_fleet(f) for name, f in fleets.items()}
-        payload = (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-        directory = self.path.parent
-        tmp = directory / f"{_TMP_PREFIX}{secrets.token_hex(6)}{_TMP_SUFFIX}"
+    def _encode_fleets(
+        self, fleets: dict[str, Fleet], loaded: _Parsed | None
+    ) -> tuple[list[bytes], dict[str, Any], bool]:
+        """The fleet file's chunks, its entries, and whether they hold a float.
+
+        Raises:
+            StoreError: see :meth:`_encode_object`.
+        """
+        old_fleets = loaded[2] if loaded is not None else {}
+        old_entries = loaded[3] if loaded is not None else {}
+        floats = loaded[4] if loaded is not None else False
+        entries: dict[str, Any] = {}
+        for name, fleet in fleets.items():
+            if old_fleets.get(name) is fleet:
+                # Untouched: exactly what was read (a reference entry with a duplicate ID or
+                # another name stays as it was), less the history that now lives beside it.
+                entry = old_entries[name]
+                if isinstance(entry, dict) and HISTORY_KEY in entry:
+                    entry = {k: v for k, v in entry.items() if k != HISTORY_KEY}
+            else:
+                entry = unstructure_fleet(fleet)
+                entry.pop(HISTORY_KEY, None)
+                floats = floats or _jsonio.has_float(entry)
+            entries[name] = entry
+        chunks = self._encode_object(entries, self.path, "fleet file", floats=floats)
+        return chunks, entries, floats
+
+    def _encode_object(
+        self, data: dict[str, Any], path: Path, what: str, *, floats: bool = True
+    ) -> list[bytes]:
+        """``json.dumps(data, indent=2, ensure_ascii=False) + "\\n"`` as UTF-8 chunks,
+        one a key, size-checked (a large file is never held twice in memory).
+
+        Raises:
+            StoreError: a value is not JSON data (NaN, a lone surrogate), or the
+                file would be larger than ``max_bytes``.
+        """
+        chunks: list[bytes] = []
+        size = 0
+        sep = "{\n  "
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            whole = None if floats else _jsonio.fast_bytes(data, check_floats=False)
+            if whole is not None:
+                data = {}  # written in one piece below
+                chunks.append(whole)
+                size = len(whole)
+            for key, value in data.items():
+                # Key and value apart: a large value is never copied into a second string.
+                chunks.append((sep + encode_basestring(key) + ": ").encode())
+                chunks.append(_jsonio.pretty_bytes(value, 1))
+                size += len(chunks[-2]) + len(chunks[-1])
+                if size > self.max_bytes:
+                    break
+                sep = ",\n  "
+        except (ValueError, TypeError) as exc:  # NaN, a lone surrogate, not JSON data
+            raise StoreError(f"cannot write {what} {path}: {exc}; nothing was changed") from None
+        if whole is not None:
+            chunks.append(b"\n")
+        else:
+            chunks.append(b"\n}\n" if chunks else b"{}\n")
+        size += len(chunks[-1])
+        if size > self.max_bytes:
+            complete = whole is not None or len(chunks) == 2 * len(data) + 1
+            shown = f"{size}" if complete else f"more than {size}"
+            raise StoreError(
+                f"cannot write {what} {path}: it would be {shown} bytes, over the "
+                f"limit of {self.max_bytes}; nothing was changed"
+            )
+        return chunks
+
+    def _encode_history(self, fleets: dict[str, Fleet]) -> tuple[bytes, bool]:
+        """The side file for ``fleets``, and whether any history had to be cut to fit.
+
+        Raises:
+            StoreError: it cannot be encoded, or is over ``max_bytes`` even with one
+                revision a fleet.
+        """
+        from dalfleet.convert import converter
+
+        trimmed = False
+        texts: dict[str, list[str]] = {}
+        sizes: dict[str, list[int]] = {}
+        for name, fleet in fleets.items():
+            if not fleet.history:
+                continue
+            kept: list[str] = []
+            lengths: list[int] = []
+            total = 0
+            for revision in reversed(fleet.history):  # newest first, within the byte bound
+                text = _jsonio.pretty(converter.unstructure(revision), 2)
+                size = len(text.encode("utf-8", "surrogatepass")) + 6
+                if kept and total + size > HISTORY_MAX_BYTES:
+                    break
+                kept.append(text)
+                lengths.append(size)
+                total += size
+            trimmed = trimmed or len(kept) < len(fleet.history)
+            kept.reverse()
+            lengths.reverse()
+            texts[name] = kept
+            sizes[name] = lengths
+        # Over the file limit even so: keep each fleet's newest revision only.
+        overhead = sum(len(n.encode("utf-8", "surrogatepass")) + 16 for n in texts)
+        if overhead + sum(sum(s) for s in sizes.values()) > self.max_bytes:
+            texts = {name: kept[-1:] for name, kept in texts.items()}
+            trimmed = True
+        body = {name: "[\n    " + ",\n    ".join(kept) + "\n  ]" for name, kept in texts.items()}
+        try:
+            text = (
+                "{\n  "
+                + ",\n  ".join(encode_basestring(k) + ": " + v for k, v in body.items())
+                + "\n}\n"
+                if body
+                else "{}\n"
+            )
+            payload = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise StoreError(
+                f"cannot write history file {self.history_path}: {exc}; nothing was changed"
+            ) from None
+        if len(payload) > self.max_bytes:
+            raise StoreError(
+                f"cannot write history file {self.history_path}: it would be {len(payload)} "
+                f"bytes, over the limit of {self.max_bytes}; nothing was changed"
+            )
+        return payload, trimmed
+
+    def _replace(self, path: Path, payload: list[bytes], what: str) -> None:
+        directory = path.parent
+        tmp = directory / f".{path.name}.{os.urandom(6).hex()}{_TMP_SUFFIX}"
+        try:
+            # O_EXCL: a name that exists (even as a dangling link) is never opened.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC
+            fd = os.open(tmp, flags, 0o666)  # the umask applies, as for any new file
             try:
-                view = memoryview(payload)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                for chunk in payload:
+                    view = memoryview(chunk)
+                    while view:
+                        written = os.write(fd, view)
+                        view = view[written:]
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, self.path)
+            os.replace(tmp, path)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             reason = "it is a directory" if exc.errno == errno.EISDIR else exc.strerror
-            raise StoreError(f"cannot write fleet file {self.path}: {reason}") from None
-        _fsync_dir(directory)
-        _remember(str(self.path), payload, dict(fleets))
+            raise StoreError(f"cannot write {what} {path}: {reason}") from None
+
+    def _history_changed(self, fleets: dict[str, Fleet], loaded: _Parsed | None) -> bool:
+        if loaded is None or loaded[1] is None:
+            # No side file yet: write one when there is history, or history to migrate.
+            return any(f.history for f in fleets.values())
+        old_fleets, old_entries = loaded[2], loaded[3]
+        if set(old_fleets) != set(fleets) or any(
+            isinstance(entry, dict) and HISTORY_KEY in entry for entry in old_entries.values()
+        ):
+            return True
+        return any(old_fleets[n].history is not f.history for n, f in fleets.items())
+
+    def _write(self, fleets: dict[str, Fleet], loaded: _Parsed | None) -> None:
+        payload, entries, floats = self._encode_fleets(fleets, loaded)
+        old_history = loaded[1] if loaded is not None else None
+        history_payload = old_history
+        trimmed = False
+        if self._history_changed(fleets, loaded):
+            history_payload, trimmed = self._encode_history(fleets)
+        if history_payload is not None and history_payload != old_history:
+            # First the side file: a crash before the fleet file lands leaves a revision
+            # too many, never a deployment without its revision.
+            self._replace(self.history_path, [history_payload], "history file")
+        self._replace(self.path, payload, "fleet file")
+        _fsync_dir(self.path.parent)
+        if trimmed:  # the files hold less history than these fleets: parse them next time
+            _PARSED.pop(str(self.path), None)
+        else:  # exactly what parsing the new files gives; saves that parse
+            parsed = (_content_key(payload), history_payload, dict(fleets), entries, floats)
+            _remember(str(self.path), parsed)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            fd = _open_own_file(self.lock_path, os.O_RDWR | os.O_CREAT, "lock file")
+            if fd is None:  # O_CREAT found no directory: it was removed under us
+                raise StoreError(f"cannot lock {self.lock_path}: {self.path.parent} is gone")
+            try:
+                _lock_fd(fd, deadline, self.lock_path, self.lock_timeout)
+                # A lock file deleted or replaced while we waited is no longer the
+                # lock: take the one at the path now.
+                try:
+                    same = os.path.samestat(
+                        os.fstat(fd), os.stat(self.lock_path, follow_symlinks=False)
+                    )
+                except FileNotFoundError:
+                    same = False
+            except BaseException:
+                os.close(fd)
+                raise
+            if same:
+                break
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"timed out after {self.lock_timeout:g}s waiting for the lock on "
+                    f"{self.lock_path} (it keeps being replaced)"
+                )
+        if _fcntl is None:  # pragma: no cover - Windows: a directory cannot be locked
+            try:
+                yield
+            finally:
+                os.close(fd)
+            return
+        try:
+            dir_fd = os.open(self.path.parent, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+        except OSError as exc:
+            os.close(fd)
+            raise StoreError(f"cannot lock {self.path.parent}: {exc.strerror}") from None
+        try:
+            # The directory cannot be deleted under us while it holds the fleet file:
+            # it is the lock that survives a deleted lock file.
+            _lock_fd(dir_fd, deadline, self.path.parent, self.lock_timeout)
+            try:
+                yield
+            finally:
+                os.close(dir_fd)  # closing drops the lock
+                dir_fd = -1
+        finally:
+            if dir_fd != -1:
+                os.close(dir_fd)
+            os.close(fd)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[dict[str, Fleet]]:
         """Lock, read, yield the fleets to change, write them back atomically if changed.
 
-        Nothing is written if the block raises or changes nothing.
+        Nothing is written if the block raises or changes nothing. The block runs
+        under the lock: a caller that must also change another store (agents in a
+        coordinator) does so inside the block before it returns, undoing its own
+        change if the block then fails, or after the block once the files landed.
 
         Raises:
-            StoreError: the lock cannot be taken in time, or the file cannot be read or written.
-            CorruptStoreError: the file does not parse (it is left as it is).
+            StoreError: the lock cannot be taken in time; a file cannot be read or
+                written; a symlink, FIFO or device is where a file should be; or the
+                change would make a file larger than ``max_bytes`` (nothing is written).
+            CorruptStoreError: a file does not parse (it is left as it is).
         """
         if self.path.is_dir():
             raise StoreError(f"cannot read fleet file {self.path}: it is a directory")
         self._ensure_dir()
-        try:
-            lock = portalocker.Lock(
-                str(self.lock_path),
-                mode="a",
-                timeout=self.lock_timeout,
-                check_interval=0.005,
-                fail_when_locked=False,
-                flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING,
-            )
-            lock.acquire()
-        except portalocker.exceptions.LockException:
-            raise StoreError(
-                f"timed out after {self.lock_timeout:g}s waiting for the lock on {self.lock_path}"
-            ) from None
-        except OSError as exc:
-            raise StoreError(f"cannot lock {self.lock_path}: {exc.strerror}") from None
-        try:
+        with self._locked():
             self._remove_stale_temps()
-            current = self.load()
+            loaded = self._load_parsed()
+            current = {} if loaded is None else dict(loaded[2])
             working = dict(current)
             yield working
             if working != current:
-                self._write(working)
-        finally:
-            lock.release()
+                self._write(working, loaded)
 
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+def _lock_fd(fd: int, deadline: float, path: Path, timeout: float) -> None:
+    """Take an exclusive lock on ``fd``, polling until ``deadline``.
+
+    Raises:
+        StoreError: the deadline passed, or the file cannot be locked.
+    """
+    while True:
+        try:
+            if _fcntl is not None:
+                _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+            else:  # pragma: no cover - Windows
+                import msvcrt
+
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK, errno.EDEADLK):
+                raise StoreError(f"cannot lock {path}: {exc.strerror}") from None
+        if time.monotonic() >= deadline:
+            raise StoreError(f"timed out after {timeout:g}s waiting for the lock on {path}")
+        time.sleep(_LOCK_POLL)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
+if sys.platform != "win32":
+    import fcntl as _fcntl
+else:  # pragma: no cover - Windows
+    _fcntl = None
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"duplicate key {key!r}")
-            seen.add(key)
-    return out
+def _lenient(entry: Any, key: str, path: Path) -> Any:
+    """The entry to build a fleet from: another tool's harmless oddities are warned about."""
+    if not isinstance(entry, dict):
+        return entry
+    name = entry.get("name", key)
+    fixed = entry
+    if isinstance(name, str) and name != key:
+        warnings.warn(
+            f"fleet file {path}: the entry stored under {show_value(key)} is named "
+            f"{show_value(name)}; it is used as {show_value(key)} and left as it is",
+            FleetFileWarning,
+            stacklevel=4,
+        )
+        fixed = {**fixed, "name": key}
+    members = entry.get("member_ids")
+    if isinstance(members, list):
+        try:
+            unique = len(set(members)) == len(members)
+        except TypeError:  # an unhashable member: the converter reports the shape
+            unique = True
+        if not unique and set(map(type, members)) == {str}:
+            warnings.warn(
+                f"fleet file {path}: fleet {show_value(key)} lists a member ID more than "
+                "once; each is used once and the entry is left as it is",
+                FleetFileWarning,
+                stacklevel=4,
+            )
+            fixed = {**fixed, "member_ids": list(dict.fromkeys(members))}
+    return fixed
 
 
 def _fsync_dir(directory: Path) -> None:
