@@ -120,7 +120,7 @@ def _common() -> argparse.ArgumentParser:
         "--ray",
         metavar="ADDRESS",
         default=argparse.SUPPRESS,
-        help="keep agents in a Ray cluster ('auto', or HOST:PORT) instead of .dal/",
+        help="run handlers on a Ray cluster ('auto', or HOST:PORT); state stays in .dal/",
     )
     return common
 
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ray",
         metavar="ADDRESS",
         default=None,
-        help="keep agents in a Ray cluster ('auto', or HOST:PORT) instead of .dal/",
+        help="run handlers on a Ray cluster ('auto', or HOST:PORT); state stays in .dal/",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.set_defaults(parser=parser, func=None)
@@ -567,15 +567,14 @@ def _client(args: argparse.Namespace) -> Client:
     base = _base(args)
     if args.ray is None:
         return Client.for_base(base)
-    from dalfleet.coordinator.ray import RayCoordinator
-    from dalfleet.store import JsonFileStore
+    from dalfleet.executor.ray import RayExecutor
 
-    # The fleet file stays in the project; the agents live in the cluster.
+    # State stays in the project (.dal/); only the handlers run on the cluster.
     # Ray's own INFO lines would break the one-line-per-result output.
-    coordinator = RayCoordinator(
+    executor = RayExecutor(
         address=args.ray, init_kwargs={"logging_level": "WARNING", "log_to_driver": False}
     )
-    return Client(JsonFileStore(base), coordinator, base=base)
+    return Client.for_base(base, executor=executor)
 
 
 # -- commands ---------------------------------------------------------------------------
