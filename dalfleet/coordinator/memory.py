@@ -380,6 +380,7 @@ class MemoryCoordinator:
                 task = self._tasks.get(task_id)
                 if task is not None and task.state is TaskState.RUNNING and task.worker == worker:
                     task.state = TaskState.PENDING
+                    task.worker = None
                     task.attempts = max(0, task.attempts - 1)
                     task.lease_expires_at = None
                     task.started_at = None
