@@ -26,6 +26,7 @@ import attrs
 from dalfleet.coordinator.base import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
+    TERMINATED_ERROR,
     AgentStatus,
     ClaimAction,
     ClaimedTask,
@@ -50,7 +51,6 @@ from dalfleet.coordinator.base import (
     outcome_columns,
     refused_error,
     storable_text,
-    terminated_error,
     unique_ids,
 )
 from dalfleet.errors import CoordinatorError
@@ -114,8 +114,8 @@ _MIGRATIONS: Final = {
         "AND json_extract(spec_json, '$.metadata.external') = 'true'",
         "UPDATE tasks SET state = 'pending' WHERE state = 'queued'",
         "UPDATE tasks SET state = 'completed' WHERE state = 'done'",
-        "UPDATE tasks SET state = 'failed', error = 'agent was terminated before the task ran' "
-        "WHERE state = 'cancelled'",
+        "UPDATE tasks SET state = 'failed', "
+        f"error = '{TERMINATED_ERROR}' WHERE state = 'cancelled'",
         # Version 1 claims had no lease: they may be taken over at once.
         "UPDATE tasks SET attempts = 1, lease_expires_at = 0 WHERE state = 'running'",
     ),
@@ -271,13 +271,10 @@ class LocalCoordinator:
                 f"UPDATE agents SET state = ?, terminated_at = ? WHERE agent_id {_IN_IDS}",
                 (AgentState.TERMINATED.value, stamp, alive),
             )
-            conn.executemany(
-                "UPDATE tasks SET state = ?, error = ?, finished_at = ? "
-                "WHERE agent_id = ? AND state = ?",
-                [
-                    (TaskState.FAILED.value, terminated_error(a), stamp, a, TaskState.PENDING.value)
-                    for a, _ in rows
-                ],
+            conn.execute(
+                "UPDATE tasks SET state = 'failed', error = ?, finished_at = ? "
+                f"WHERE agent_id {_IN_IDS} AND state = 'pending'",
+                (TERMINATED_ERROR, stamp, alive),
             )
             conn.executemany(
                 "INSERT INTO events (agent_id, kind, detail, at) VALUES (?, ?, ?, ?)",

@@ -18,6 +18,7 @@ import attrs
 from dalfleet.coordinator.base import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
+    TERMINATED_ERROR,
     AgentStatus,
     ClaimAction,
     ClaimedTask,
@@ -43,7 +44,6 @@ from dalfleet.coordinator.base import (
     outcome_columns,
     refused_error,
     storable_text,
-    terminated_error,
     unique_ids,
 )
 from dalfleet.models import Agent, AgentSpec, AgentState, Task
@@ -172,7 +172,7 @@ class MemoryCoordinator:
                     task = self._tasks[task_id]
                     if task.state is TaskState.PENDING:
                         task.state = TaskState.FAILED
-                        task.error = terminated_error(agent_id)
+                        task.error = TERMINATED_ERROR
                         task.finished_at = stamp
 
     def agents(self, agent_ids: Sequence[str]) -> dict[str, Agent]:
