@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from dalfleet.client import Client, Progress, WorkStats
 from dalfleet.coordinator import Coordinator
+from dalfleet.coordinator.base import DEFAULT_LEASE
 from dalfleet.executor.base import DEFAULT_CONCURRENCY, Executor, Handler
 from dalfleet.manifest import Change, FleetSpec
 from dalfleet.models import ExportFormat, Fleet, FleetHealth, MemberOutcome, Revision, RunReport
@@ -312,6 +313,7 @@ def run(
     timeout: float | None = None,
     progress: Progress | None = None,
     executor: Executor | None = None,
+    lease: float = DEFAULT_LEASE,
 ) -> builtins.list[RunReport]:
     """Dispatch the deployed task of each fleet (or the named one) to every member.
 
@@ -333,6 +335,7 @@ def run(
             timeout=timeout,
             progress=progress,
             executor=executor,
+            lease=lease,
         ),
     )
 
@@ -405,6 +408,7 @@ def work(
     max_tasks: int | None = None,
     on_outcome: Callable[[MemberOutcome], None] | None = None,
     executor: Executor | None = None,
+    lease: float = DEFAULT_LEASE,
 ) -> WorkStats:
     """Run a worker that executes the fleet's queued tasks (see :meth:`Client.work`).
 
@@ -425,6 +429,7 @@ def work(
             max_tasks=max_tasks,
             on_outcome=on_outcome,
             executor=executor,
+            lease=lease,
         ),
     )
 
