@@ -109,6 +109,17 @@ class _ThreadPool:
                 self._idle += 1
 
 
+def _outcome_of(
+    context: contextvars.Context, handler: Handler, item: ClaimedTask
+) -> tuple[bool, Any]:
+    """``(True, result)`` or ``(False, exception)``: the exception travels as a value,
+    since a future converts some (``TimeoutError``) into new ones without traceback."""
+    try:
+        return True, context.run(handler, item.agent, item.task)
+    except BaseException as exc:  # handed to the awaiting coroutine as is
+        return False, exc
+
+
 def _is_async(handler: Handler) -> bool:
     return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)  # noqa: B004 - async callable objects
@@ -189,10 +200,12 @@ class LocalExecutor:
                     # One copy of the caller's context per call: a context can be
                     # entered by one thread at a time.
                     job = self._pool.submit(
-                        lambda: context.copy().run(handler, item.agent, item.task), concurrency
+                        lambda: _outcome_of(context.copy(), handler, item), concurrency
                     )
                     jobs.append(job)
-                    result = await asyncio.wrap_future(job.future)
+                    ok, result = await asyncio.wrap_future(job.future)
+                    if not ok:
+                        raise result
                 if inspect.isawaitable(result):
                     result = await result
             except KeyboardInterrupt:
