@@ -377,6 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", metavar="SECS", type=_seconds, help="per-task time limit")
     p.add_argument("--poll", metavar="SECS", type=_seconds, help="idle poll interval (0.5)")
     p.add_argument("--max-tasks", metavar="N", type=_whole_number, help="stop after N tasks")
+    p.add_argument(
+        "--lease",
+        metavar="SECS",
+        type=_seconds,
+        help="claim tasks for SECS, renewed while they run; a dead worker's tasks "
+        "are taken over when it expires (30)",
+    )
 
     p = _sub(
         subs,
@@ -870,6 +877,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         options["poll_interval"] = args.poll
     if args.max_tasks is not None:
         options["max_tasks"] = args.max_tasks
+    if args.lease is not None:
+        options["lease"] = args.lease
     lock = threading.Lock()
 
     def report(outcome: MemberOutcome) -> None:
