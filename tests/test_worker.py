@@ -256,3 +256,38 @@ def test_the_cli_worker_takes_a_lease(base: Path) -> None:
     with Client.for_base(base) as client:
         members = list(client.show("w").member_ids)  # type: ignore[union-attr]
         assert client.coordinator.task_counts(members).completed == 2
+
+
+def test_a_stuck_handler_does_not_keep_a_stopped_worker_alive(
+    base: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import signal
+
+    lib = tmp_path_factory.mktemp("lib")
+    (lib / "rolemod.py").write_text(ROLE_HANDLER, encoding="utf-8")
+    members = queued(base, 1)
+    marker = base / "started"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dalfleet", "worker", "w", "--handler", "rolemod:handle"],
+        cwd=base,
+        env=env_with(lib) | {"ROLE": "stuck", "MARKER": str(marker)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(600):
+            if marker.exists() or proc.poll() is not None:
+                break
+            threading.Event().wait(0.05)
+        assert marker.exists(), proc.communicate(timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)  # the handler's thread is still asleep
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    with Client.for_base(base) as client:
+        (record,) = client.coordinator.tasks(members[0])
+    assert (record.state, record.attempts) == ("pending", 0)  # given back, attempt returned
