@@ -171,7 +171,7 @@ def test_a_killed_workers_task_is_taken_over_when_its_lease_expires(
     (lib / "rolemod.py").write_text(ROLE_HANDLER, encoding="utf-8")
     members = queued(base, 1)
     marker = base / "started"
-    lease = "1.0"
+    lease = "2.0"
 
     def start(role: str) -> subprocess.Popen[str]:
         env = env_with(lib) | {"ROLE": role, "MARKER": str(marker)}
@@ -193,9 +193,9 @@ def test_a_killed_workers_task_is_taken_over_when_its_lease_expires(
             threading.Event().wait(0.05)
         assert marker.exists(), stuck.communicate(timeout=10)
         other = start("taker")
-        # Three lease periods: the stuck worker's heartbeat keeps its claim alive.
+        # Two lease periods: the stuck worker's heartbeat keeps its claim alive.
         with pytest.raises(subprocess.TimeoutExpired):
-            other.wait(timeout=3.0)
+            other.wait(timeout=4.0)
         with Client.for_base(base) as client:
             (record,) = client.coordinator.tasks(members[0])
             assert (record.state, record.attempts) == ("running", 1)
