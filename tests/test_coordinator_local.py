@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dalfleet.coordinator import LocalCoordinator
+from dalfleet.coordinator import FinishStatus, LocalCoordinator, TaskCounts, TaskOutcome
 from dalfleet.coordinator.local import SCHEMA_VERSION
 from dalfleet.errors import CoordinatorError
 from dalfleet.models import AgentSpec, AgentState, Task
@@ -69,11 +69,11 @@ def test_second_instance_sees_agents_tasks_and_events(tmp_path: Path) -> None:
         assert second.events(a) == [("on_create", "hi")]
         assert second.status([a])[a].pending_tasks == 1
         (claimed,) = second.claim([a], "w", 5)
-        assert claimed.task == out[a]
-        second.finish(claimed.task.task_id, ok=True, result="ok")
+        assert claimed.task == out[a].task
+        second.finish(TaskOutcome(claimed.task.task_id, ok=True, result="ok"), "w")
     with LocalCoordinator(tmp_path) as third:
-        record = third.task_record(claimed.task.task_id)
-        assert record is not None and record["result"] == "ok"
+        record = third.task(claimed.task.task_id)
+        assert record is not None and record.result == "ok"
 
 
 def test_two_open_instances_interleave_writes(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_agents_spawned_by_another_process_take_tasks_here(tmp_path: Path) -> No
     child = python(
         """
         import json, sys
-        from dalfleet.coordinator import LocalCoordinator
+        from dalfleet.coordinator import FinishStatus, LocalCoordinator, TaskCounts, TaskOutcome
         from dalfleet.models import AgentSpec
         coord = LocalCoordinator(sys.argv[1])
         print(json.dumps(coord.spawn([AgentSpec(f"w_{i}") for i in range(5)])))
@@ -100,14 +100,14 @@ def test_agents_spawned_by_another_process_take_tasks_here(tmp_path: Path) -> No
     ids = json.loads(finish(child))
     with LocalCoordinator(tmp_path) as coord:
         out = coord.dispatch(ids, TASK)
-        assert all(isinstance(t, Task) for t in out.values())
+        assert all(r.ok for r in out.values())
         status = coord.status(ids)
     assert all(s.state is AgentState.ALIVE and s.pending_tasks == 1 for s in status.values())
 
 
 CLAIMER = """
     import json, sys
-    from dalfleet.coordinator import LocalCoordinator, worker_identity
+    from dalfleet.coordinator import LocalCoordinator, TaskOutcome, worker_identity
     coord = LocalCoordinator(sys.argv[1])
     ids = coord.agent_ids()
     print("ready", flush=True)
@@ -116,7 +116,7 @@ CLAIMER = """
     while claimed := coord.claim(ids, me, 1):
         for c in claimed:
             taken.append(c.task.task_id)
-            coord.finish(c.task.task_id, ok=True, result=me)
+            coord.finish(TaskOutcome(c.task.task_id, ok=True, result=me), me)
     print(json.dumps({"worker": me, "taken": taken}))
 """
 
@@ -126,10 +126,10 @@ def test_processes_claiming_one_queue_take_each_task_exactly_once(tmp_path: Path
     with LocalCoordinator(tmp_path) as coord:
         ids = coord.spawn(specs(50))
         tasks = [
-            t.task_id
+            r.task.task_id
             for _ in range(4)
-            for t in coord.dispatch(ids, TASK).values()
-            if isinstance(t, Task)
+            for r in coord.dispatch(ids, TASK).values()
+            if r.task is not None
         ]
     assert len(tasks) == 200
     workers = [python(CLAIMER, str(tmp_path)) for _ in range(4)]
@@ -145,16 +145,16 @@ def test_processes_claiming_one_queue_take_each_task_exactly_once(tmp_path: Path
     with LocalCoordinator(tmp_path) as coord:
         for report in reports:
             for task_id in report["taken"]:
-                record = coord.task_record(task_id)
+                record = coord.task(task_id)
                 assert record is not None
-                assert (record["state"], record["result"]) == ("done", report["worker"])
-                assert record["claimed_by"] == report["worker"]
+                assert (record.state, record.result) == ("completed", report["worker"])
+                assert record.worker == report["worker"]
         assert sum(s.completed_tasks for s in coord.status(ids).values()) == 200
 
 
 SPAWNER = """
     import json, sys
-    from dalfleet.coordinator import LocalCoordinator
+    from dalfleet.coordinator import FinishStatus, LocalCoordinator, TaskCounts, TaskOutcome
     from dalfleet.models import AgentSpec
     print("ready", flush=True)
     sys.stdin.readline()
@@ -186,7 +186,7 @@ def test_usable_in_a_forked_child(tmp_path: Path) -> None:
     if pid == 0:  # pragma: no cover - child
         code = 1
         try:
-            if isinstance(coord.dispatch([a], TASK)[a], Task):
+            if coord.dispatch([a], TASK)[a].ok:
                 code = 0
         finally:
             os._exit(code)
@@ -206,12 +206,14 @@ def test_read_only_calls_on_a_fresh_base_create_nothing(tmp_path: Path) -> None:
     assert coord.claim(["agent_x"], "w", 10) == []
     assert coord.agent_ids() == []
     assert coord.events("agent_x") == []
-    assert coord.task_record("task_x") is None
+    assert coord.task("task_x") is None
+    assert coord.tasks("agent_x") == []
+    assert coord.task_counts(["agent_x"]) == TaskCounts()
+    assert coord.renew(["task_x"], "w") == []
     assert coord.spawn([]) == []
     coord.terminate(["agent_x"])
-    coord.release(["task_x"])
-    with pytest.raises(CoordinatorError, match="not found"):
-        coord.finish("task_x", ok=True)
+    coord.release(["task_x"], "w")
+    assert coord.finish(TaskOutcome("task_x", ok=True), "w") is FinishStatus.NOT_FOUND
     coord.close()
     assert list(tmp_path.iterdir()) == []
 
@@ -277,12 +279,20 @@ def test_dispatch_failing_mid_batch_leaves_no_tasks(tmp_path: Path) -> None:
     coord.close()
 
 
-def test_text_sqlite_cannot_encode_is_a_coordinator_error(tmp_path: Path) -> None:
+def test_text_sqlite_cannot_encode_is_stored_escaped_and_recorded_once(tmp_path: Path) -> None:
+    # os.fsdecode(b"caf\xe9") gives a lone surrogate, which SQLite refuses as is.
     coord = LocalCoordinator(tmp_path)
     (a,) = coord.spawn(specs(1))
-    with pytest.raises(CoordinatorError, match="surrogates"):
-        coord.dispatch([a], Task("t", "lone surrogate \ud800"))
-    assert coord.status([a])[a].pending_tasks == 0
+    out = coord.dispatch([a], Task("t", "lone surrogate \ud800"), worker=os.fsdecode(b"w\xe9"))
+    task = out[a].task
+    assert task is not None and task.description == "lone surrogate \\ud800"
+    error = os.fsdecode(b"caf\xe9")
+    status = coord.finish(TaskOutcome(task.task_id, False, error=error), os.fsdecode(b"w\xe9"))
+    assert status is FinishStatus.RECORDED
+    record = coord.task(task.task_id)
+    assert record is not None
+    assert (record.state, record.error) == ("failed", "caf\\udce9")
+    assert coord.claim([a], "other", 5) == []
     coord.close()
 
 
@@ -336,6 +346,66 @@ def test_database_from_a_newer_dalfleet_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(CoordinatorError, match="schema version"):
         LocalCoordinator(tmp_path).status(["agent_x"])
+
+
+V1_SCHEMA = (
+    "CREATE TABLE agents (agent_id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+    "spec_json TEXT NOT NULL, state TEXT NOT NULL, created_at REAL NOT NULL, "
+    "terminated_at REAL)",
+    "CREATE TABLE tasks (seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL UNIQUE, "
+    "agent_id TEXT NOT NULL, description TEXT NOT NULL, priority TEXT NOT NULL, "
+    "coordination_type TEXT NOT NULL, fleet TEXT, state TEXT NOT NULL, claimed_by TEXT, "
+    "result_json TEXT, error TEXT, enqueued_at REAL NOT NULL, started_at REAL, "
+    "finished_at REAL)",
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, agent_id TEXT NOT NULL, "
+    "kind TEXT NOT NULL, detail TEXT NOT NULL, at REAL NOT NULL)",
+)
+
+
+def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = db_path(tmp_path)
+    path.parent.mkdir()
+    spec = json.dumps({"name": "a", "metadata": {}})
+    ext = json.dumps({"name": "agent_ext", "metadata": {"external": "true"}})
+    conn = sqlite3.connect(path)
+    for statement in V1_SCHEMA:
+        conn.execute(statement)
+    conn.executemany(
+        "INSERT INTO agents VALUES (?, ?, ?, ?, 0, NULL)",
+        [("agent_a", "a", spec, "alive"), ("agent_ext", "agent_ext", ext, "terminated")],
+    )
+    conn.executemany(
+        "INSERT INTO tasks (task_id, agent_id, description, priority, coordination_type, "
+        "state, claimed_by, result_json, enqueued_at) "
+        "VALUES (?, ?, 'd', 'medium', 'td', ?, ?, ?, 0)",
+        [
+            ("t_queued", "agent_a", "queued", None, None),
+            ("t_running", "agent_a", "running", "gone:1:x", None),
+            ("t_done", "agent_a", "done", "w", '"ok"'),
+            ("t_cancelled", "agent_ext", "cancelled", None, None),
+        ],
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with LocalCoordinator(tmp_path) as coord:
+        states = {
+            t: coord.task(t).state for t in ("t_queued", "t_running", "t_done", "t_cancelled")
+        }  # type: ignore[union-attr]
+        assert states == {
+            "t_queued": "pending",
+            "t_running": "running",
+            "t_done": "completed",
+            "t_cancelled": "failed",
+        }
+        # A version-1 claim had no lease: it is taken over at once.
+        taken = {c.task.task_id for c in coord.claim(["agent_a"], "w2", 5)}
+        assert taken == {"t_queued", "t_running"}
+        # The external agent may come back.
+        assert coord.dispatch(["agent_ext"], TASK)["agent_ext"].ok
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    conn.close()
 
 
 # -- storage settings and speed -----------------------------------------------------

@@ -85,14 +85,14 @@ def _client(args: argparse.Namespace) -> Client:
 
     if args.ray is None:
         return Client.for_base(_base(args))
-    from dalfleet.coordinator.ray import RayCoordinator
+    from dalfleet.executor.ray import RayExecutor
 
-    # The fleet file stays in the project; the agents live in the cluster.
+    # State stays in the project (.dal/); only the handlers run on the cluster.
     # Ray's own INFO lines would break the one-line-per-result output.
-    coordinator = RayCoordinator(
+    executor = RayExecutor(
         address=args.ray, init_kwargs={"logging_level": "WARNING", "log_to_driver": False}
     )
-    return Client(_store(args), coordinator, base=_base(args))
+    return Client.for_base(_base(args), executor=executor)
 
 
 def _progress(args: argparse.Namespace, label: str) -> contextlib.AbstractContextManager[Any]:
@@ -520,6 +520,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         options["poll_interval"] = args.poll
     if args.max_tasks is not None:
         options["max_tasks"] = args.max_tasks
+    if args.lease is not None:
+        options["lease"] = args.lease
     lock = threading.Lock()
 
     def report(outcome: MemberOutcome) -> None:

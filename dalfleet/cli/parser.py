@@ -124,7 +124,7 @@ def _common() -> argparse.ArgumentParser:
         "--ray",
         metavar="ADDRESS",
         default=argparse.SUPPRESS,
-        help="keep agents in a Ray cluster ('auto', or HOST:PORT) instead of .dal/",
+        help="run handlers on a Ray cluster ('auto', or HOST:PORT); state stays in .dal/",
     )
     return common
 
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ray",
         metavar="ADDRESS",
         default=None,
-        help="keep agents in a Ray cluster ('auto', or HOST:PORT) instead of .dal/",
+        help="run handlers on a Ray cluster ('auto', or HOST:PORT); state stays in .dal/",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.set_defaults(parser=parser, func=None)
@@ -458,6 +458,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", metavar="SECS", type=_seconds, help="per-task time limit")
     p.add_argument("--poll", metavar="SECS", type=_seconds, help="idle poll interval (0.5)")
     p.add_argument("--max-tasks", metavar="N", type=_whole_number, help="stop after N tasks")
+    p.add_argument(
+        "--lease",
+        metavar="SECS",
+        type=_seconds,
+        help="claim tasks for SECS, renewed while they run; a dead worker's tasks "
+        "are taken over when it expires (30)",
+    )
 
     p = _sub(
         subs,

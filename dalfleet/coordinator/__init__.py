@@ -7,10 +7,17 @@
 from __future__ import annotations
 
 from dalfleet.coordinator.base import (
+    DEFAULT_LEASE,
+    DEFAULT_MAX_ATTEMPTS,
     AgentStatus,
     ClaimedTask,
     Coordinator,
-    is_orphaned,
+    DispatchResult,
+    FinishStatus,
+    TaskCounts,
+    TaskOutcome,
+    TaskRecord,
+    TaskState,
     new_agent_id,
     new_task_id,
     worker_identity,
@@ -19,12 +26,19 @@ from dalfleet.coordinator.local import LocalCoordinator
 from dalfleet.coordinator.memory import MemoryCoordinator
 
 __all__ = [
+    "DEFAULT_LEASE",
+    "DEFAULT_MAX_ATTEMPTS",
     "AgentStatus",
     "ClaimedTask",
     "Coordinator",
+    "DispatchResult",
+    "FinishStatus",
     "LocalCoordinator",
     "MemoryCoordinator",
-    "is_orphaned",
+    "TaskCounts",
+    "TaskOutcome",
+    "TaskRecord",
+    "TaskState",
     "new_agent_id",
     "new_task_id",
     "worker_identity",
