@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import importlib
 
+from dalfleet._version import __version__
+
 # typing.TYPE_CHECKING without importing typing (a few ms of every start-up);
 # type checkers treat this name as true.
 TYPE_CHECKING = False
@@ -49,7 +51,6 @@ if TYPE_CHECKING:
         Task,
     )
 
-from dalfleet._version import __version__
 
 # public name -> the module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
