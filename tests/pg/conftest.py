@@ -1,0 +1,31 @@
+"""Fixtures for the PostgreSQL tests: one real server per session, one database per test.
+
+The tests here skip (with the reason) only when psycopg is not installed or the
+machine has no PostgreSQL server binaries; CI installs both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+pytest.importorskip("psycopg", reason="the PostgreSQL backend needs 'dalfleet[postgres]' (psycopg)")
+
+from tests.postgres_server import PostgresServer, unavailable_reason  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the whole session, stopped and removed at the end."""
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> str:
+    """The URL of a fresh, empty database on the session's server."""
+    return pg_server.create_database()
