@@ -103,6 +103,12 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
+_URL_HELP = (
+    "keep fleets, agents and tasks in this database (postgresql://USER@HOST/DB) "
+    "instead of .dal/; default: $DALFLEET_URL"
+)
+
+
 def _common() -> argparse.ArgumentParser:
     # The global options again, for use after the subcommand. SUPPRESS keeps a
     # subcommand from overwriting a value given before it with its default.
@@ -110,6 +116,7 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument(
         "--base", metavar="DIR", default=argparse.SUPPRESS, help="project directory (default: .)"
     )
+    common.add_argument("--url", metavar="URL", default=argparse.SUPPRESS, help=_URL_HELP)
     common.add_argument(
         "--json",
         action="store_true",
@@ -171,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--base", metavar="DIR", default=None, help="project directory (default: .)"
     )
+    parser.add_argument("--url", metavar="URL", default=None, help=_URL_HELP)
     parser.add_argument(
         "--json", action="store_true", default=False, help="print one JSON document instead of text"
     )
@@ -565,6 +573,13 @@ def _base(args: argparse.Namespace) -> Path:
 
 def _client(args: argparse.Namespace) -> Client:
     base = _base(args)
+    from dalfleet.backends import url_from_env
+
+    url = url_from_env(args.url)
+    if url is not None:
+        if args.ray is not None:
+            raise FleetError("--ray and --url/DALFLEET_URL cannot be combined")
+        return Client.from_url(url, base=base)
     if args.ray is None:
         return Client.for_base(base)
     from dalfleet.coordinator.ray import RayCoordinator

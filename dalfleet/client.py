@@ -146,6 +146,29 @@ class Client:
         return cls(JsonFileStore(root), LocalCoordinator(root, trust_level=trust_level), base=root)
 
     @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        base: str | os.PathLike[str] | None = None,
+        trust_level: str = "sandboxed",
+        max_count: int = DEFAULT_MAX_COUNT,
+    ) -> Client:
+        """A client whose fleets, agents and tasks live at ``url`` (``postgresql://…``).
+
+        Nothing is written under ``.dal/``; molds still resolve against ``base``
+        (``None``: the current directory at call time). Nothing connects yet.
+
+        Raises:
+            InvalidArgumentError: the URL is empty or its scheme is not supported.
+            StoreError: the URL needs an extra that is not installed (psycopg).
+        """
+        from dalfleet.backends import open_url
+
+        store, coordinator = open_url(url, trust_level=trust_level)
+        return cls(store, coordinator, base=base, max_count=max_count)
+
+    @classmethod
     def in_memory(
         cls, base: str | os.PathLike[str] | None = None, *, trust_level: str = "sandboxed"
     ) -> Client:

@@ -66,7 +66,12 @@ def _build(
     coordinator: Coordinator | None,
     base: Base,
     memory: bool,
+    url: str | None = None,
 ) -> Client:
+    if url is not None:
+        if client is not None or store is not None or coordinator is not None or memory:
+            raise TypeError("url= already chooses the store and the coordinator")
+        return Client.from_url(url, base=base)
     if isinstance(client, (str, os.PathLike)):
         # Shorthands: "memory", or a project directory.
         if client == "memory":
@@ -98,23 +103,35 @@ def configure(
     coordinator: Coordinator | None = None,
     base: Base = None,
     memory: bool = False,
+    url: str | None = None,
 ) -> Client | None:
     """Change the default context used when ``base`` is None, for the whole process.
 
     ``configure(memory=True)`` (or ``configure("memory")``) keeps fleets and agents
     in memory (notebooks, tests); ``configure(store=…, coordinator=…)`` picks
-    backends; ``configure(path)`` fixes the project directory; ``configure()`` with
+    backends; ``configure(url="postgresql://…")`` keeps fleets, agents and tasks in
+    that database (nothing under ``.dal/``; molds resolve against ``base`` or the
+    current directory); ``configure(path)`` fixes the project directory; ``configure()`` with
     no arguments goes back to the current directory's files. Returns the client now
     in use (None when back to the per-call default).
 
     Raises:
         TypeError: both a client and backends were given.
+        InvalidArgumentError: ``url`` is empty or its scheme is not supported.
+        StoreError: ``url`` needs an extra that is not installed (psycopg).
     """
     global _configured
-    if client is None and store is None and coordinator is None and base is None and not memory:
+    if (
+        client is None
+        and store is None
+        and coordinator is None
+        and base is None
+        and not memory
+        and url is None
+    ):
         _configured = None
         return None
-    _configured = _build(client, store, coordinator, base, memory)
+    _configured = _build(client, store, coordinator, base, memory, url)
     return _configured
 
 
@@ -126,6 +143,7 @@ def using(
     coordinator: Coordinator | None = None,
     base: Base = None,
     memory: bool = False,
+    url: str | None = None,
 ) -> Iterator[Client]:
     """Use another default context for the block (same arguments as :func:`configure`).
 
@@ -136,13 +154,17 @@ def using(
 
     Raises:
         TypeError: both a client and backends were given.
+        InvalidArgumentError: ``url`` is empty or its scheme is not supported.
+        StoreError: ``url`` needs an extra that is not installed (psycopg).
     """
-    chosen = _build(client, store, coordinator, base, memory)
+    chosen = _build(client, store, coordinator, base, memory, url)
     token = _scoped.set(chosen)
     try:
         yield chosen
     finally:
         _scoped.reset(token)
+        if url is not None:
+            chosen.close()  # the block opened the database connections; it closes them
 
 
 def current_client() -> Client:

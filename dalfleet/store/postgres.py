@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import psycopg
 from psycopg.types.json import Json
 
+from dalfleet.backends import redact_url
 from dalfleet.convert import HISTORY_KEY, FleetFormatError, structure_fleet, unstructure_fleet
 from dalfleet.errors import CorruptStoreError, FleetError, StoreError
 from dalfleet.models import Fleet
@@ -112,18 +113,6 @@ NOW_SQL: Final = "extract(epoch from clock_timestamp())::double precision"
 
 class _SchemaTooNew(Exception):
     """The database was written by a newer dalfleet (the session names the error class)."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for messages and reprs). Never raises."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    userinfo, at, hostpart = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{hostpart}"
 
 
 def _broken(exc: BaseException, conn: psycopg.Connection[Any] | None) -> bool:
