@@ -376,9 +376,9 @@ class Coordinator(Protocol):
         An outcome is recorded only for a task that is ``running`` under
         ``worker`` (its lease may have run out, as long as no one took it over);
         otherwise the task is unchanged. Returns the :class:`FinishStatus` per task
-        ID, in input order (a task ID given twice: the first outcome counts, the
-        second gets ``already_finished``). Error and result text that the backend
-        cannot store as is are stored as :func:`storable_text`.
+        ID, in input order (a task ID given twice: only its first outcome counts).
+        Error and result text that the backend cannot store as is are stored as
+        :func:`storable_text`.
 
         Raises:
             CoordinatorError: the backend fails; nothing of this call was recorded.
@@ -580,6 +580,18 @@ def expired_error(worker: str | None, attempts: int, last_error: str | None) -> 
         return last_error
     who = f" (worker '{storable_text(worker)}')" if worker else ""
     return f"lease expired{who}; gave up after {attempts} attempt(s)"
+
+
+def outcome_columns(outcome: TaskOutcome) -> tuple[TaskState, str | None, str | None]:
+    """What finishing with ``outcome`` stores: final state, result JSON, error text.
+
+    The error is :func:`storable_text`; a failure without text gets ``"failed"``.
+    Never raises.
+    """
+    if outcome.ok:
+        return TaskState.COMPLETED, encode_result(outcome.result), None
+    error = outcome.error if isinstance(outcome.error, str) and outcome.error else "failed"
+    return TaskState.FAILED, None, storable_text(error)
 
 
 class ClaimAction(enum.Enum):

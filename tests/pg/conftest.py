@@ -7,8 +7,12 @@ machine has no PostgreSQL server binaries; CI installs both.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from dalfleet.store.postgres import PostgresBackend
 
 pytest.importorskip("psycopg", reason="the PostgreSQL backend needs 'dalfleet[postgres]' (psycopg)")
 
@@ -29,3 +33,12 @@ def pg_server() -> Iterator[PostgresServer]:
 def pg_url(pg_server: PostgresServer) -> str:
     """The URL of a fresh, empty database on the session's server."""
     return pg_server.create_database()
+
+
+@pytest.fixture
+def backend(pg_url: str) -> Iterator[PostgresBackend]:
+    """A backend on a fresh database; its connections are closed after the test."""
+    from dalfleet.store.postgres import PostgresBackend
+
+    with PostgresBackend(pg_url) as opened:
+        yield opened
