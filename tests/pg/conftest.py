@@ -14,9 +14,10 @@ import pytest
 if TYPE_CHECKING:
     from dalfleet.store.postgres import PostgresBackend
 
-pytest.importorskip("psycopg", reason="the PostgreSQL backend needs 'dalfleet[postgres]' (psycopg)")
+from tests.postgres_server import PostgresServer, unavailable_reason
 
-from tests.postgres_server import PostgresServer, unavailable_reason  # noqa: E402
+# Every test module here starts with pytest.importorskip("psycopg", reason=NEEDS_PSYCOPG).
+NEEDS_PSYCOPG = "the PostgreSQL backend needs 'dalfleet[postgres]' (psycopg)"
 
 
 @pytest.fixture(scope="session")

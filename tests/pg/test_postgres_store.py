@@ -1,12 +1,15 @@
 """The PostgreSQL store on a real server: round trips, one transaction, the schema."""
 
+# ruff: noqa: E402  (the imports below need psycopg, checked first)
+
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 
-import psycopg
 import pytest
+
+psycopg = pytest.importorskip("psycopg", reason="needs 'dalfleet[postgres]' (psycopg)")
 
 import dalfleet.fleet as fleet
 from dalfleet.client import Client
