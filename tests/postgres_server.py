@@ -172,6 +172,17 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url_for(name)
 
+    def create_schema(self, prefix: str = "t") -> str:
+        """A fresh, empty schema in the ``postgres`` database (much faster than a
+        database); returns a URL whose ``search_path`` is that schema.
+        """
+        import psycopg
+
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{name}"')
+        return f"{self.url}?options=-csearch_path%3D{name}"
+
     def close(self) -> None:
         """Stop the server (immediately) and remove its directory. Never raises."""
         with contextlib.suppress(Exception):

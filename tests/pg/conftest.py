@@ -32,8 +32,8 @@ def pg_server() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def pg_url(pg_server: PostgresServer) -> str:
-    """The URL of a fresh, empty database on the session's server."""
-    return pg_server.create_database()
+    """The URL of a fresh, empty schema (its own namespace) on the session's server."""
+    return pg_server.create_schema()
 
 
 @pytest.fixture
