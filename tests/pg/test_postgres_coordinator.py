@@ -4,7 +4,6 @@ Lease expiry is tested by moving the coordinator's clock (``base.now``), not by
 sleeping.
 """
 
-# ruff: noqa: E402  (the imports below need psycopg, checked first)
 from __future__ import annotations
 
 import threading
