@@ -54,7 +54,7 @@ from dalfleet.coordinator.base import (
 )
 from dalfleet.errors import CoordinatorError
 from dalfleet.models import Agent, AgentSpec, AgentState, Task
-from dalfleet.store.postgres import NOTIFY_CHANNEL, PostgresBackend
+from dalfleet.store.postgres import NOTIFY_CHANNEL, PostgresBackend, SchemaTooNewError
 
 if TYPE_CHECKING:
     from psycopg import Cursor
@@ -669,11 +669,14 @@ class PostgresCoordinator:
         expired, exists; otherwise waits on ``LISTEN`` for a dispatch or a release
         (any host), or until the earliest lease of these agents runs out, and
         returns True; False when the timeout passed with nothing to do. A True may
-        be spurious (another worker was faster): claim, and wait again if empty.
+        be spurious (another worker was faster, or the connection was cut by a
+        server restart): claim, and wait again if nothing was claimed.
 
         Raises:
             InvalidArgumentError: ``agent_ids`` is a string.
-            CoordinatorError: the database cannot be reached.
+            CoordinatorError: the database fails (a cut connection is not a failure
+                here: the call returns True and the next claim reconnects), or it has
+                a newer schema.
         """
         ids = unique_ids(agent_ids)
         deadline = time.monotonic() + max(0.0, timeout)
@@ -700,10 +703,17 @@ class PostgresCoordinator:
                     return True
                 return next_expiry is not None and time.monotonic() < deadline
             except psycopg.Error as exc:
+                broken = self._listener is None or self._listener.broken or self._listener.closed
                 self._drop_listener()
+                if broken or isinstance(exc, psycopg.OperationalError):
+                    # The server went away (a restart): wake the caller, whose next
+                    # claim reconnects (and waits for the server) on its own.
+                    return True
                 raise CoordinatorError(
                     f"PostgreSQL database {self.backend.location}: {exc}"
                 ) from exc
+            except SchemaTooNewError as exc:
+                raise CoordinatorError(str(exc)) from None
 
     def _listening(self) -> psycopg.Connection[Any]:
         conn = self._listener

@@ -39,10 +39,11 @@ if TYPE_CHECKING:
     from dalfleet.coordinator.postgres import PostgresCoordinator
 
 __all__ = [
+    "NOTIFY_CHANNEL",
     "SCHEMA_VERSION",
+    "SchemaTooNewError",
     "PostgresBackend",
     "PostgresStore",
-    "redact_url",
 ]
 
 SCHEMA_VERSION: Final = 2
@@ -111,7 +112,7 @@ _T = TypeVar("_T")
 NOW_SQL: Final = "extract(epoch from clock_timestamp())::double precision"
 
 
-class _SchemaTooNew(Exception):
+class SchemaTooNewError(Exception):
     """The database was written by a newer dalfleet (the session names the error class)."""
 
 
@@ -214,7 +215,7 @@ class PostgresBackend:
 
         Raises:
             psycopg.Error: the server cannot be reached or refuses the session.
-            _SchemaTooNew: the database has a newer schema than this dalfleet knows.
+            SchemaTooNewError: the database has a newer schema than this dalfleet knows.
         """
         conn = psycopg.connect(
             self.url,
@@ -274,7 +275,7 @@ class PostgresBackend:
                 if self._conn is not None and (self._conn.broken or self._conn.closed):
                     self._conn = None
                 raise self._error(error, exc) from exc
-            except _SchemaTooNew as exc:
+            except SchemaTooNewError as exc:
                 raise error(str(exc)) from None
             except Exception:
                 raise
@@ -363,7 +364,7 @@ class PostgresBackend:
         found = conn.execute("SELECT max(version) FROM dalfleet_schema").fetchone()
         version = int(found[0]) if found is not None and found[0] is not None else 0
         if version > SCHEMA_VERSION:
-            raise _SchemaTooNew(
+            raise SchemaTooNewError(
                 f"PostgreSQL database {self.location} has dalfleet schema version {version}; "
                 f"this dalfleet understands up to {SCHEMA_VERSION} (upgrade dalfleet)"
             )
