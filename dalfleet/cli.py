@@ -343,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
             "dalfleet export workers --format k8s",
             "dalfleet export --format docker-compose -o compose.yaml",
             "dalfleet export workers --workload statefulset --namespace agents --label team=ml",
+            "dalfleet export workers --workload worker --handler myapp.tasks:handle",
         ],
         _cmd_export,
         common,
@@ -364,7 +365,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=_key_value,
         help="extra label, repeatable",
     )
-    p.add_argument("--workload", metavar="KIND", help="k8s workload: job (default) or statefulset")
+    p.add_argument(
+        "--workload",
+        metavar="KIND",
+        help="k8s workload: job (default), statefulset, or worker (a Deployment of workers)",
+    )
+    p.add_argument(
+        "--handler", metavar="MOD:FN", type=_text, help="--workload worker: the task handler"
+    )
+    p.add_argument(
+        "--url-secret",
+        metavar="NAME",
+        type=_text,
+        help="--workload worker: Secret whose key 'url' holds DALFLEET_URL "
+        "(default dalfleet-database)",
+    )
+    p.add_argument(
+        "--replicas", metavar="N", type=int, help="--workload worker: worker pods (default 1)"
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write the YAML to FILE (atomically)")
 
     p = _sub(
@@ -827,6 +845,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         options["labels"] = dict(args.label)
     if args.workload is not None:
         options["workload"] = args.workload
+    for key in ("handler", "url_secret", "replicas"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
     with _client(args) as client:
         text = client.export(args.name, args.format, **options)
     fmt = parse_format(args.format).value

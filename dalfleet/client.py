@@ -736,8 +736,15 @@ class Client:
         namespace: str | None = None,
         labels: Mapping[str, str] | None = None,
         workload: str = "job",
+        handler: str | None = None,
+        url_secret: str | None = None,
+        replicas: int = 1,
     ) -> str:
         """YAML manifests for one fleet or all (see :mod:`dalfleet.export`).
+
+        ``workload="worker"`` (k8s) exports a Deployment of ``replicas`` pods per
+        fleet running ``dalfleet worker FLEET --handler HANDLER``, ``DALFLEET_URL``
+        from the Secret ``url_secret`` (default ``dalfleet-database``, key ``url``).
 
         Raises:
             InvalidArgumentError: unknown format, bad image, namespace, labels or workload.
@@ -768,6 +775,9 @@ class Client:
             namespace=namespace,
             labels=labels,
             workload=workload,
+            handler=handler,
+            replicas=replicas,
+            **({} if url_secret is None else {"url_secret": url_secret}),
         )
 
     def _memory_limit(self, fleet: Fleet) -> str | None:

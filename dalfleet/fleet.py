@@ -360,8 +360,14 @@ def export(
     namespace: str | None = None,
     labels: Mapping[str, str] | None = None,
     workload: str = "job",
+    handler: str | None = None,
+    url_secret: str | None = None,
+    replicas: int = 1,
 ) -> str:
     """YAML for Kubernetes (``k8s``) or Docker Compose (``docker-compose`` / ``compose``).
+
+    ``workload="worker"`` with ``handler="mod:fn"``: a Deployment of workers per
+    fleet, ``DALFLEET_URL`` from a Secret (see :meth:`Client.export`).
 
     Raises:
         InvalidArgumentError: unknown format; bad image, namespace, labels or workload.
@@ -371,7 +377,15 @@ def export(
     return _call(
         base,
         lambda c: c.export(
-            name, format, image=image, namespace=namespace, labels=labels, workload=workload
+            name,
+            format,
+            image=image,
+            namespace=namespace,
+            labels=labels,
+            workload=workload,
+            handler=handler,
+            url_secret=url_secret,
+            replicas=replicas,
         ),
     )
 
