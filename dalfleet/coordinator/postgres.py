@@ -428,19 +428,62 @@ class PostgresCoordinator:
         self, cur: Cursor[Any], ids: list[str], worker: str, limit: int, seconds: float
     ) -> list[ClaimedTask]:
         stamp = base.now()
-        candidates = (
+        alive = (
             "FROM dalfleet_tasks AS t JOIN dalfleet_agents AS a ON a.agent_id = t.agent_id "
             "WHERE t.agent_id = ANY(%(ids)s) AND a.state <> 'terminated' "
-            "AND (t.state = 'pending' OR (t.state = 'running' "
-            "AND (t.lease_expires_at IS NULL OR t.lease_expires_at <= %(now)s))) "
+        )
+        expired = (
+            "t.state = 'running' AND (t.lease_expires_at IS NULL OR t.lease_expires_at <= %(now)s)"
         )
         params: dict[str, Any] = {"ids": ids, "now": stamp, "max": self.max_attempts}
-        # Out of attempts: failed with the last error (or one saying the lease expired).
+        # Expired leases with no attempt left: failed with the last error (running
+        # tasks are few, so this is cheap; the open-tasks index finds them).
         spent = cur.execute(
-            f"SELECT t.seq, t.worker, t.attempts, t.error {candidates}"
-            "AND t.attempts >= %(max)s FOR UPDATE OF t SKIP LOCKED",
+            f"SELECT t.seq, t.worker, t.attempts, t.error {alive}"
+            f"AND {expired} AND t.attempts >= %(max)s FOR UPDATE OF t SKIP LOCKED",
             params,
         ).fetchall()
+        self._fail_spent(cur, spent, stamp)
+        until = stamp + seconds
+        claimed: list[ClaimedTask] = []
+        specs: dict[str, AgentSpec] = {}
+        while len(claimed) < limit:
+            rows = cur.execute(
+                f"SELECT t.seq, {_TASK_COLUMNS}, a.spec, a.state {alive}"
+                f"AND (t.state = 'pending' OR ({expired})) "
+                "ORDER BY t.seq LIMIT %(limit)s FOR UPDATE OF t SKIP LOCKED",
+                {**params, "limit": limit - len(claimed)},
+            ).fetchall()
+            if not rows:
+                break
+            # A pending task out of attempts (max_attempts lowered since) is failed too.
+            spent = [(r[0], r[6], r[7], r[10]) for r in rows if r[7] >= self.max_attempts]
+            self._fail_spent(cur, spent, stamp)
+            take = [r for r in rows if r[7] < self.max_attempts]
+            cur.execute(
+                "UPDATE dalfleet_tasks SET state = 'running', worker = %s, "
+                "attempts = attempts + 1, lease_expires_at = %s, started_at = %s "
+                "WHERE seq = ANY(%s)",
+                (worker, until, stamp, [row[0] for row in take]),
+            )
+            for row in take:
+                task_id, agent_id, body, fleet = row[1:5]
+                if agent_id not in specs:
+                    specs[agent_id] = self._spec(row[-2])
+                claimed.append(
+                    ClaimedTask(
+                        Agent(agent_id, specs[agent_id], AgentState(row[-1])),
+                        _task(task_id, body, fleet),
+                        worker,
+                        until,
+                        row[7] + 1,
+                    )
+                )
+            if not spent:
+                break
+        return claimed
+
+    def _fail_spent(self, cur: Cursor[Any], spent: list[Any], stamp: float) -> None:
         if spent:
             cur.executemany(
                 "UPDATE dalfleet_tasks SET state = 'failed', error = %s::json, finished_at = %s "
@@ -450,37 +493,6 @@ class PostgresCoordinator:
                     for seq, w, attempts, error in spent
                 ],
             )
-        rows = cur.execute(
-            f"SELECT t.seq, {_TASK_COLUMNS}, a.spec, a.state {candidates}"
-            "AND t.attempts < %(max)s ORDER BY t.seq LIMIT %(limit)s FOR UPDATE OF t SKIP LOCKED",
-            {**params, "limit": limit},
-        ).fetchall()
-        if not rows:
-            return []
-        until = stamp + seconds
-        cur.execute(
-            "UPDATE dalfleet_tasks SET state = 'running', worker = %s, attempts = attempts + 1, "
-            "lease_expires_at = %s, started_at = %s WHERE seq = ANY(%s)",
-            (worker, until, stamp, [row[0] for row in rows]),
-        )
-        specs: dict[str, AgentSpec] = {}
-        claimed: list[ClaimedTask] = []
-        for row in rows:
-            task_id, agent_id, body, fleet = row[1:5]
-            attempts = row[7]
-            spec_doc, agent_state = row[-2], row[-1]
-            if agent_id not in specs:
-                specs[agent_id] = self._spec(spec_doc)
-            claimed.append(
-                ClaimedTask(
-                    Agent(agent_id, specs[agent_id], AgentState(agent_state)),
-                    _task(task_id, body, fleet),
-                    worker,
-                    until,
-                    attempts + 1,
-                )
-            )
-        return claimed
 
     def renew(
         self, task_ids: Sequence[str], worker: str, lease: float = DEFAULT_LEASE
@@ -540,34 +552,46 @@ class PostgresCoordinator:
         if not ids:
             return {}
 
+        first: dict[str, tuple[str, str | None, str | None]] = {}
+        for task_id, final, result, error in encoded:
+            first.setdefault(task_id, (final, result, error))
+
         def work(cur: Cursor[Any]) -> dict[str, FinishStatus]:
-            current = {
-                task_id: (TaskState(state), holder)
-                for task_id, state, holder in cur.execute(
-                    "SELECT task_id, state, worker FROM dalfleet_tasks "
-                    "WHERE task_id = ANY(%s) FOR UPDATE",
-                    (ids,),
+            # One statement records every outcome whose task this worker still holds.
+            recorded = {
+                row[0]
+                for row in cur.execute(
+                    "UPDATE dalfleet_tasks AS t SET state = v.state, result = v.result::json, "
+                    "error = v.error::json, finished_at = %s "
+                    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
+                    "AS v(task_id, state, result, error) "
+                    "WHERE t.task_id = v.task_id AND t.state = 'running' AND t.worker = %s "
+                    "RETURNING t.task_id",
+                    (
+                        base.now(),
+                        list(first),
+                        [v[0] for v in first.values()],
+                        [v[1] for v in first.values()],
+                        [v[2] for v in first.values()],
+                        worker,
+                    ),
                 )
             }
-            stamp = base.now()
-            out: dict[str, FinishStatus] = {}
-            updates: list[tuple[Any, ...]] = []
-            for task_id, final, result, error in encoded:
-                if task_id in out:
-                    continue
-                if task_id not in current:
-                    out[task_id] = FinishStatus.NOT_FOUND
-                    continue
-                state, holder = current[task_id]
-                status = finish_status(state, holder, worker)
-                out[task_id] = status
-                if status is FinishStatus.RECORDED:
-                    updates.append((final, result, error, stamp, task_id))
-            cur.executemany(
-                "UPDATE dalfleet_tasks SET state = %s, result = %s::json, error = %s::json, "
-                "finished_at = %s WHERE task_id = %s",
-                updates,
-            )
+            out = dict.fromkeys(recorded, FinishStatus.RECORDED)
+            others = [task_id for task_id in first if task_id not in recorded]
+            if others:
+                found = {
+                    task_id: (TaskState(state), holder)
+                    for task_id, state, holder in cur.execute(
+                        "SELECT task_id, state, worker FROM dalfleet_tasks WHERE task_id = ANY(%s)",
+                        (others,),
+                    )
+                }
+                for task_id in others:
+                    if task_id not in found:
+                        out[task_id] = FinishStatus.NOT_FOUND
+                    else:
+                        out[task_id] = finish_status(*found[task_id], worker)
             return out
 
         statuses = self.backend.retrying(CoordinatorError, work)
