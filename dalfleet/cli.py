@@ -127,7 +127,7 @@ def _common() -> argparse.ArgumentParser:
         "--ray",
         metavar="ADDRESS",
         default=argparse.SUPPRESS,
-        help="keep agents in a Ray cluster ('auto', or HOST:PORT) instead of .dal/",
+        help="run handlers on a Ray cluster ('auto', or HOST:PORT); state stays in .dal/",
     )
     return common
 
@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ray",
         metavar="ADDRESS",
         default=None,
-        help="keep agents in a Ray cluster ('auto', or HOST:PORT) instead of .dal/",
+        help="run handlers on a Ray cluster ('auto', or HOST:PORT); state stays in .dal/",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.set_defaults(parser=parser, func=None)
@@ -590,25 +590,22 @@ def _base(args: argparse.Namespace) -> Path:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    base = _base(args)
     from dalfleet.backends import url_from_env
 
+    base = _base(args)
     url = url_from_env(args.url)
-    if url is not None:
-        if args.ray is not None:
-            raise FleetError("--ray and --url/DALFLEET_URL cannot be combined")
-        return Client.from_url(url, base=base)
-    if args.ray is None:
-        return Client.for_base(base)
-    from dalfleet.coordinator.ray import RayCoordinator
-    from dalfleet.store import JsonFileStore
+    executor = None
+    if args.ray is not None:
+        from dalfleet.executor.ray import RayExecutor
 
-    # The fleet file stays in the project; the agents live in the cluster.
-    # Ray's own INFO lines would break the one-line-per-result output.
-    coordinator = RayCoordinator(
-        address=args.ray, init_kwargs={"logging_level": "WARNING", "log_to_driver": False}
-    )
-    return Client(JsonFileStore(base), coordinator, base=base)
+        # Only the handlers run on the cluster; state stays in .dal/ or the database.
+        # Ray's own INFO lines would break the one-line-per-result output.
+        executor = RayExecutor(
+            address=args.ray, init_kwargs={"logging_level": "WARNING", "log_to_driver": False}
+        )
+    if url is not None:
+        return Client.from_url(url, base=base, executor=executor)
+    return Client.for_base(base, executor=executor)
 
 
 # -- commands ---------------------------------------------------------------------------

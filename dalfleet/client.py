@@ -24,17 +24,10 @@ from typing import Any
 
 import attrs
 
-from dalfleet.coordinator import (
-    ClaimedTask,
-    Coordinator,
-    LocalCoordinator,
-    MemoryCoordinator,
-    is_orphaned,
-    new_task_id,
-    worker_identity,
-)
+from dalfleet.coordinator import Coordinator, LocalCoordinator, MemoryCoordinator
+from dalfleet.coordinator.base import DEFAULT_LEASE
 from dalfleet.errors import FleetExistsError, FleetNotFoundError, InvalidArgumentError
-from dalfleet.execute import DEFAULT_CONCURRENCY, Handler, execute, load_handler
+from dalfleet.executor.base import DEFAULT_CONCURRENCY, Executor, Handler
 from dalfleet.manifest import Change, FleetSpec, parse_manifest, plan
 from dalfleet.models import (
     AgentState,
@@ -45,9 +38,9 @@ from dalfleet.models import (
     MemberOutcome,
     Revision,
     RunReport,
-    Task,
 )
 from dalfleet.mold import Mold, load_mold, parse_params, render
+from dalfleet.run import WorkStats
 from dalfleet.store import JsonFileStore, MemoryStore, Store
 from dalfleet.validate import (
     DEFAULT_MAX_COUNT,
@@ -66,19 +59,6 @@ Params = Mapping[str, object] | Iterable[str] | None
 Progress = Callable[[int, int], None]
 HISTORY_LIMIT = 50
 _SPAWN_CHUNK = 100
-
-
-@attrs.frozen
-class WorkStats:
-    """What a worker did before it stopped."""
-
-    fleet_name: str
-    executed: int
-    succeeded: int
-    failed: int
-    released: int
-    recovered: int = 0
-    outcomes: list[MemberOutcome] = attrs.field(factory=list)
 
 
 def fleet_not_found(name: str) -> FleetNotFoundError:
@@ -115,6 +95,8 @@ class Client:
         base: directory molds are resolved against; ``None`` means the current
             working directory at call time.
         max_count: the cap on fleet size and on agents spawned per call.
+        executor: where handlers run (:class:`~dalfleet.executor.local.LocalExecutor`,
+            made on first use, by default).
     """
 
     def __init__(
@@ -124,15 +106,30 @@ class Client:
         *,
         base: str | os.PathLike[str] | None = None,
         max_count: int = DEFAULT_MAX_COUNT,
+        executor: Executor | None = None,
     ) -> None:
         self.store = store
         self.coordinator = coordinator
         self._base = Path(base) if base is not None else None
         self.max_count = max_count
+        self._executor = executor
+
+    @property
+    def executor(self) -> Executor:
+        """Where this client's handlers run (the local executor unless one was given)."""
+        if self._executor is None:
+            from dalfleet.executor.local import LocalExecutor
+
+            self._executor = LocalExecutor()
+        return self._executor
 
     @classmethod
     def for_base(
-        cls, base: str | os.PathLike[str] | None = None, *, trust_level: str = "sandboxed"
+        cls,
+        base: str | os.PathLike[str] | None = None,
+        *,
+        trust_level: str = "sandboxed",
+        executor: Executor | None = None,
     ) -> Client:
         """The default pair for a project directory: the JSON fleet file and the local
         SQLite coordinator under ``<base>/.dal/`` (``base=None``: the current directory).
@@ -143,7 +140,12 @@ class Client:
             FileNotFoundError: ``base`` is None and the current directory no longer exists.
         """
         root = Path(base) if base is not None else Path.cwd()
-        return cls(JsonFileStore(root), LocalCoordinator(root, trust_level=trust_level), base=root)
+        return cls(
+            JsonFileStore(root),
+            LocalCoordinator(root, trust_level=trust_level),
+            base=root,
+            executor=executor,
+        )
 
     @classmethod
     def from_url(
@@ -153,11 +155,13 @@ class Client:
         base: str | os.PathLike[str] | None = None,
         trust_level: str = "sandboxed",
         max_count: int = DEFAULT_MAX_COUNT,
+        executor: Executor | None = None,
     ) -> Client:
         """A client whose fleets, agents and tasks live at ``url`` (``postgresql://…``).
 
         Nothing is written under ``.dal/``; molds still resolve against ``base``
         (``None``: the current directory at call time). Nothing connects yet.
+        ``executor`` is where handlers run (default: the local executor).
 
         Raises:
             InvalidArgumentError: the URL is empty or its scheme is not supported.
@@ -166,14 +170,23 @@ class Client:
         from dalfleet.backends import open_url
 
         store, coordinator = open_url(url, trust_level=trust_level)
-        return cls(store, coordinator, base=base, max_count=max_count)
+        return cls(store, coordinator, base=base, max_count=max_count, executor=executor)
 
     @classmethod
     def in_memory(
-        cls, base: str | os.PathLike[str] | None = None, *, trust_level: str = "sandboxed"
+        cls,
+        base: str | os.PathLike[str] | None = None,
+        *,
+        trust_level: str = "sandboxed",
+        executor: Executor | None = None,
     ) -> Client:
         """A client that keeps fleets and agents in memory (tests, notebooks). Never raises."""
-        return cls(MemoryStore(), MemoryCoordinator(trust_level=trust_level), base=base)
+        return cls(
+            MemoryStore(),
+            MemoryCoordinator(trust_level=trust_level),
+            base=base,
+            executor=executor,
+        )
 
     @property
     def base(self) -> Path:
@@ -181,13 +194,18 @@ class Client:
         return self._base if self._base is not None else Path.cwd()
 
     def close(self) -> None:
-        """Release the coordinator's resources. The client can still be used after.
+        """Release the coordinator's (and executor's) resources. The client can still
+        be used after.
 
         Raises:
             Exception: whatever the coordinator's ``close`` raises; the built-in
                 coordinators raise nothing.
         """
-        self.coordinator.close()
+        try:
+            self.coordinator.close()
+        finally:
+            if self._executor is not None:
+                self._executor.close()
 
     def __enter__(self) -> Client:
         return self
@@ -538,154 +556,31 @@ class Client:
         concurrency: int = DEFAULT_CONCURRENCY,
         timeout: float | None = None,
         progress: Progress | None = None,
+        executor: Executor | None = None,
+        lease: float = DEFAULT_LEASE,
     ) -> builtins.list[RunReport]:
-        """Dispatch each fleet's deployed task to every member (all fleets, or the one named).
-
-        Fleets with no deployed task are skipped. A fleet with no members but a
-        mold first gets one member from it. Without a handler the task is
-        enqueued in each member's inbox (the reference's behaviour); with one,
-        it runs now, at most ``concurrency`` at once, each bounded by ``timeout``
-        seconds, and each member's outcome is in the report.
+        """Dispatch each fleet's deployed task to every member (all fleets, or the one
+        named); with a handler, execute it now. See :func:`dalfleet.run.run`.
 
         Raises:
             FleetNotFoundError: the named fleet does not exist.
             InvalidArgumentError: a fleet to run has no members and no mold, or a bad
-                concurrency / timeout.
+                concurrency / timeout / lease.
             HandlerError: ``handler`` cannot be loaded.
             MoldError / MoldNotFoundError / CoordinatorError / StoreError: as for add_from_mold.
         """
-        call = load_handler(handler) if handler is not None else None
-        if call is not None:
-            if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-                raise InvalidArgumentError(f"concurrency must be >= 1 (got {concurrency!r})")
-            if timeout is not None and not timeout > 0:
-                raise InvalidArgumentError(f"timeout must be > 0 seconds (got {timeout!r})")
-        fleets = self.store.load()
-        if name is not None:
-            _lookup_name(name)
-            if name not in fleets:
-                raise _not_found(name)
-            targets = [fleets[name]]
-        else:
-            targets = [fleets[n] for n in sorted(fleets)]
-        targets = [f for f in targets if f.last_deployed_task]
-        for fleet in targets:
-            if not fleet.member_ids and fleet.mold_source is None:
-                raise InvalidArgumentError(
-                    f"fleet {show_value(fleet.name)} has no members and no mold_source; "
-                    "add members (add-member, add-from-mold) or create it from a mold first"
-                )
-        reports = []
-        for fleet in targets:
-            if not fleet.member_ids:
-                assert fleet.mold_source is not None
-                fleet = self.add_from_mold(
-                    fleet.name, fleet.mold_source, 1, fleet.last_create_params
-                )
-            reports.append(self._run_fleet(fleet, call, concurrency, timeout, progress))
-        return reports
+        from dalfleet import run as running
 
-    def _run_fleet(
-        self,
-        fleet: Fleet,
-        handler: Handler | None,
-        concurrency: int,
-        timeout: float | None,
-        progress: Progress | None,
-    ) -> RunReport:
-        assert fleet.last_deployed_task is not None
-        started = time.time()
-        task = Task(task_id=new_task_id(), description=fleet.last_deployed_task, fleet=fleet.name)
-        worker = worker_identity() if handler is not None else None
-        dispatched = self.coordinator.dispatch(fleet.member_ids, task, claimed_by=worker)
-        errors: builtins.list[str] = []
-        outcomes: builtins.list[MemberOutcome] = []
-        claimed: builtins.list[ClaimedTask] = []
-        agents = self.coordinator.agents(fleet.member_ids) if handler is not None else {}
-        for agent_id in fleet.member_ids:
-            got = dispatched.get(agent_id, f"agent {show_value(agent_id)} was not dispatched")
-            if isinstance(got, str):
-                errors.append(f"{agent_id}: {got}")
-                outcomes.append(
-                    MemberOutcome(agent_id=agent_id, ok=False, status="error", error=got)
-                )
-            elif handler is None:
-                outcomes.append(
-                    MemberOutcome(agent_id=agent_id, ok=True, status="queued", task_id=got.task_id)
-                )
-            else:
-                claimed.append(ClaimedTask(agent=agents[agent_id], task=got))
-        if handler is None:
-            if progress is not None:
-                progress(len(fleet.member_ids), len(fleet.member_ids))
-            return RunReport(
-                fleet_name=fleet.name,
-                members_dispatched=len(fleet.member_ids) - len(errors),
-                errors=errors,
-                task=fleet.last_deployed_task,
-                outcomes=outcomes,
-                started_at=started,
-                finished_at=time.time(),
-                executed=False,
-            )
-        done = [0]
-
-        def record(outcome: MemberOutcome) -> None:
-            assert outcome.task_id is not None
-            self.coordinator.finish(
-                outcome.task_id, ok=outcome.ok, result=outcome.result, error=outcome.error
-            )
-            done[0] += 1
-            if progress is not None:
-                progress(done[0], len(claimed))
-
-        finished, unfinished = self._execute(
-            claimed, handler, concurrency=concurrency, timeout=timeout, on_outcome=record
-        )
-        if unfinished:
-            self.coordinator.release(unfinished)
-        by_id = {o.agent_id: o for o in finished}
-        for item in claimed:
-            outcome = by_id[item.agent.agent_id]
-            outcomes.append(outcome)
-            if not outcome.ok:
-                errors.append(f"{outcome.agent_id}: {outcome.error}")
-        order = {agent_id: i for i, agent_id in enumerate(fleet.member_ids)}
-        outcomes.sort(key=lambda o: order.get(o.agent_id, len(order)))
-        return RunReport(
-            fleet_name=fleet.name,
-            members_dispatched=sum(1 for o in outcomes if o.ok),
-            errors=errors,
-            task=fleet.last_deployed_task,
-            outcomes=outcomes,
-            started_at=started,
-            finished_at=time.time(),
-            executed=True,
-        )
-
-    def _execute(
-        self,
-        claimed: Sequence[ClaimedTask],
-        handler: Handler,
-        *,
-        concurrency: int,
-        timeout: float | None,
-        on_outcome: Callable[[MemberOutcome], None],
-        stop: threading.Event | None = None,
-    ) -> tuple[builtins.list[MemberOutcome], builtins.list[str]]:
-        # A coordinator that can run handlers where its agents live (Ray) does;
-        # otherwise they run here.
-        remote = getattr(self.coordinator, "execute", None)
-        runner = remote if callable(remote) else execute
-        result: tuple[builtins.list[MemberOutcome], builtins.list[str]] = runner(
-            claimed,
-            handler,
+        return running.run(
+            self,
+            name,
+            handler=handler,
             concurrency=concurrency,
             timeout=timeout,
-            on_outcome=on_outcome,
-            stop=stop,
+            progress=progress,
+            executor=executor,
+            lease=lease,
         )
-        return result
 
     def health(self, name: str) -> FleetHealth:
         """Health of a fleet: the reference's summary plus live member states.
@@ -944,21 +839,6 @@ class Client:
         src = self.scale(source, have - n)
         return src, dst
 
-    def recover_orphans(self, name: str) -> int:
-        """Put back in the queue the fleet's tasks claimed by worker processes of this
-        host that no longer exist (killed mid-task); returns how many.
-
-        Raises:
-            FleetNotFoundError: the fleet does not exist.
-            StoreError / CoordinatorError: state cannot be read or written.
-        """
-        fleet = self._require(_lookup_name(name))
-        running = self.coordinator.running(fleet.member_ids)
-        orphans = [task_id for task_id, owner in running.items() if is_orphaned(owner)]
-        if orphans:
-            self.coordinator.release(orphans)
-        return len(orphans)
-
     def work(
         self,
         name: str,
@@ -971,78 +851,33 @@ class Client:
         stop: threading.Event | None = None,
         max_tasks: int | None = None,
         on_outcome: Callable[[MemberOutcome], None] | None = None,
+        executor: Executor | None = None,
+        lease: float = DEFAULT_LEASE,
     ) -> WorkStats:
         """Execute the fleet members' queued tasks as they arrive, until stopped.
-
-        Claims up to ``concurrency`` tasks at a time, runs them with ``handler``,
-        records each result in the coordinator. A raising handler is recorded as a
-        failed task; the worker goes on. With ``once`` it stops when the queue is
-        empty; otherwise when ``stop`` is set (the CLI sets it on SIGINT/SIGTERM)
-        or after ``max_tasks``. Tasks claimed but not finished when it stops go
-        back to the queue, and at start tasks left running by a killed worker
-        process of this host are put back too (:meth:`recover_orphans`). The
-        roster is re-read each round, so members added while it runs are served.
+        See :func:`dalfleet.run.work`.
 
         Raises:
             FleetNotFoundError: the fleet does not exist when the worker starts.
             HandlerError: ``handler`` cannot be loaded.
-            InvalidArgumentError: bad concurrency, timeout or poll interval.
+            InvalidArgumentError: bad concurrency, timeout, poll interval or lease.
             StoreError / CoordinatorError: state cannot be read or written.
         """
-        call = load_handler(handler)
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise InvalidArgumentError(f"concurrency must be >= 1 (got {concurrency!r})")
-        if not poll_interval > 0:
-            raise InvalidArgumentError(f"poll interval must be > 0 seconds (got {poll_interval!r})")
-        fleet = self._require(_lookup_name(name))
-        stop_event = stop if stop is not None else threading.Event()
-        me = worker_identity()
-        outcomes: builtins.list[MemberOutcome] = []
-        released = 0
-        recovered = self.recover_orphans(name)
+        from dalfleet import run as running
 
-        def record(outcome: MemberOutcome) -> None:
-            assert outcome.task_id is not None
-            self.coordinator.finish(
-                outcome.task_id, ok=outcome.ok, result=outcome.result, error=outcome.error
-            )
-            if on_outcome is not None:
-                on_outcome(outcome)
-
-        while not stop_event.is_set():
-            limit = concurrency
-            if max_tasks is not None:
-                limit = min(limit, max_tasks - len(outcomes))
-                if limit <= 0:
-                    break
-            fleet = self.store.load().get(name, fleet)
-            claimed = self.coordinator.claim(fleet.member_ids, me, limit)
-            if not claimed:
-                if once:
-                    break
-                stop_event.wait(poll_interval)
-                continue
-            finished, unfinished = self._execute(
-                claimed,
-                call,
-                concurrency=concurrency,
-                timeout=timeout,
-                on_outcome=record,
-                stop=stop_event,
-            )
-            outcomes.extend(finished)
-            if unfinished:
-                self.coordinator.release(unfinished)
-                released += len(unfinished)
-        succeeded = sum(1 for o in outcomes if o.ok)
-        return WorkStats(
-            fleet_name=name,
-            executed=len(outcomes),
-            succeeded=succeeded,
-            failed=len(outcomes) - succeeded,
-            released=released,
-            recovered=recovered,
-            outcomes=outcomes,
+        return running.work(
+            self,
+            name,
+            handler,
+            once=once,
+            concurrency=concurrency,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            stop=stop,
+            max_tasks=max_tasks,
+            on_outcome=on_outcome,
+            executor=executor,
+            lease=lease,
         )
 
 

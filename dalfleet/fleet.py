@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 
 from dalfleet.client import Client, Progress, WorkStats
 from dalfleet.coordinator import Coordinator
-from dalfleet.execute import DEFAULT_CONCURRENCY, Handler
+from dalfleet.coordinator.base import DEFAULT_LEASE
+from dalfleet.executor.base import DEFAULT_CONCURRENCY, Executor, Handler
 from dalfleet.manifest import Change, FleetSpec
 from dalfleet.models import ExportFormat, Fleet, FleetHealth, MemberOutcome, Revision, RunReport
 from dalfleet.store import Store
@@ -66,12 +67,13 @@ def _build(
     coordinator: Coordinator | None,
     base: Base,
     memory: bool,
+    executor: Executor | None = None,
     url: str | None = None,
 ) -> Client:
     if url is not None:
         if client is not None or store is not None or coordinator is not None or memory:
             raise TypeError("url= already chooses the store and the coordinator")
-        return Client.from_url(url, base=base)
+        return Client.from_url(url, base=base, executor=executor)
     if isinstance(client, (str, os.PathLike)):
         # Shorthands: "memory", or a project directory.
         if client == "memory":
@@ -79,20 +81,21 @@ def _build(
         else:
             client, base = None, client
     if client is not None:
-        if store is not None or coordinator is not None or memory:
-            raise TypeError("pass either a client or store/coordinator/memory, not both")
+        if store is not None or coordinator is not None or memory or executor is not None:
+            raise TypeError("pass either a client or store/coordinator/executor/memory, not both")
         return client
     if memory:
         if store is not None or coordinator is not None:
             raise TypeError("memory=True already chooses the store and the coordinator")
-        return Client.in_memory(base)
+        return Client.in_memory(base, executor=executor)
     if store is None and coordinator is None:
-        return Client.for_base(base)
+        return Client.for_base(base, executor=executor)
     default = Client.for_base(base)
     return Client(
         store if store is not None else default.store,
         coordinator if coordinator is not None else default.coordinator,
         base=base,
+        executor=executor,
     )
 
 
@@ -103,14 +106,16 @@ def configure(
     coordinator: Coordinator | None = None,
     base: Base = None,
     memory: bool = False,
+    executor: Executor | None = None,
     url: str | None = None,
 ) -> Client | None:
     """Change the default context used when ``base`` is None, for the whole process.
 
     ``configure(memory=True)`` (or ``configure("memory")``) keeps fleets and agents
     in memory (notebooks, tests); ``configure(store=…, coordinator=…)`` picks
-    backends; ``configure(url="postgresql://…")`` keeps fleets, agents and tasks in
-    that database (nothing under ``.dal/``; molds resolve against ``base`` or the
+    backends; ``configure(executor=RayExecutor(...))`` picks where handlers run;
+    ``configure(url="postgresql://…")`` keeps fleets, agents and tasks in that
+    database (nothing under ``.dal/``; molds resolve against ``base`` or the
     current directory); ``configure(path)`` fixes the project directory; ``configure()`` with
     no arguments goes back to the current directory's files. Returns the client now
     in use (None when back to the per-call default).
@@ -127,11 +132,12 @@ def configure(
         and coordinator is None
         and base is None
         and not memory
+        and executor is None
         and url is None
     ):
         _configured = None
         return None
-    _configured = _build(client, store, coordinator, base, memory, url)
+    _configured = _build(client, store, coordinator, base, memory, executor, url)
     return _configured
 
 
@@ -143,6 +149,7 @@ def using(
     coordinator: Coordinator | None = None,
     base: Base = None,
     memory: bool = False,
+    executor: Executor | None = None,
     url: str | None = None,
 ) -> Iterator[Client]:
     """Use another default context for the block (same arguments as :func:`configure`).
@@ -157,7 +164,7 @@ def using(
         InvalidArgumentError: ``url`` is empty or its scheme is not supported.
         StoreError: ``url`` needs an extra that is not installed (psycopg).
     """
-    chosen = _build(client, store, coordinator, base, memory, url)
+    chosen = _build(client, store, coordinator, base, memory, executor, url)
     token = _scoped.set(chosen)
     try:
         yield chosen
@@ -321,6 +328,8 @@ def run(
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout: float | None = None,
     progress: Progress | None = None,
+    executor: Executor | None = None,
+    lease: float = DEFAULT_LEASE,
 ) -> builtins.list[RunReport]:
     """Dispatch the deployed task of each fleet (or the named one) to every member.
 
@@ -336,7 +345,13 @@ def run(
     return _call(
         base,
         lambda c: c.run(
-            name, handler=handler, concurrency=concurrency, timeout=timeout, progress=progress
+            name,
+            handler=handler,
+            concurrency=concurrency,
+            timeout=timeout,
+            progress=progress,
+            executor=executor,
+            lease=lease,
         ),
     )
 
@@ -422,6 +437,8 @@ def work(
     poll_interval: float = 0.5,
     max_tasks: int | None = None,
     on_outcome: Callable[[MemberOutcome], None] | None = None,
+    executor: Executor | None = None,
+    lease: float = DEFAULT_LEASE,
 ) -> WorkStats:
     """Run a worker that executes the fleet's queued tasks (see :meth:`Client.work`).
 
@@ -441,6 +458,8 @@ def work(
             poll_interval=poll_interval,
             max_tasks=max_tasks,
             on_outcome=on_outcome,
+            executor=executor,
+            lease=lease,
         ),
     )
 

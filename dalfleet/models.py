@@ -134,6 +134,7 @@ class MemberOutcome:
     result: Any = None
     error: str | None = None
     duration: float = 0.0
+    traceback: str | None = None  # the handler's traceback when it raised
 
 
 @attrs.frozen

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dalfleet.coordinator import LocalCoordinator
+from dalfleet.coordinator import FinishStatus, LocalCoordinator, TaskCounts, TaskOutcome
 from dalfleet.coordinator.local import SCHEMA_VERSION
 from dalfleet.errors import CoordinatorError
 from dalfleet.models import AgentSpec, AgentState, Task
@@ -69,11 +69,11 @@ def test_second_instance_sees_agents_tasks_and_events(tmp_path: Path) -> None:
         assert second.events(a) == [("on_create", "hi")]
         assert second.status([a])[a].pending_tasks == 1
         (claimed,) = second.claim([a], "w", 5)
-        assert claimed.task == out[a]
-        second.finish(claimed.task.task_id, ok=True, result="ok")
+        assert claimed.task == out[a].task
+        second.finish(TaskOutcome(claimed.task.task_id, ok=True, result="ok"), "w")
     with LocalCoordinator(tmp_path) as third:
-        record = third.task_record(claimed.task.task_id)
-        assert record is not None and record["result"] == "ok"
+        record = third.task(claimed.task.task_id)
+        assert record is not None and record.result == "ok"
 
 
 def test_two_open_instances_interleave_writes(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_agents_spawned_by_another_process_take_tasks_here(tmp_path: Path) -> No
     child = python(
         """
         import json, sys
-        from dalfleet.coordinator import LocalCoordinator
+        from dalfleet.coordinator import FinishStatus, LocalCoordinator, TaskCounts, TaskOutcome
         from dalfleet.models import AgentSpec
         coord = LocalCoordinator(sys.argv[1])
         print(json.dumps(coord.spawn([AgentSpec(f"w_{i}") for i in range(5)])))
@@ -100,14 +100,14 @@ def test_agents_spawned_by_another_process_take_tasks_here(tmp_path: Path) -> No
     ids = json.loads(finish(child))
     with LocalCoordinator(tmp_path) as coord:
         out = coord.dispatch(ids, TASK)
-        assert all(isinstance(t, Task) for t in out.values())
+        assert all(r.ok for r in out.values())
         status = coord.status(ids)
     assert all(s.state is AgentState.ALIVE and s.pending_tasks == 1 for s in status.values())
 
 
 CLAIMER = """
     import json, sys
-    from dalfleet.coordinator import LocalCoordinator, worker_identity
+    from dalfleet.coordinator import LocalCoordinator, TaskOutcome, worker_identity
     coord = LocalCoordinator(sys.argv[1])
     ids = coord.agent_ids()
     print("ready", flush=True)
@@ -116,7 +116,7 @@ CLAIMER = """
     while claimed := coord.claim(ids, me, 1):
         for c in claimed:
             taken.append(c.task.task_id)
-            coord.finish(c.task.task_id, ok=True, result=me)
+            coord.finish(TaskOutcome(c.task.task_id, ok=True, result=me), me)
     print(json.dumps({"worker": me, "taken": taken}))
 """
 
@@ -125,10 +125,10 @@ def test_processes_claiming_one_queue_take_each_task_exactly_once(tmp_path: Path
     with LocalCoordinator(tmp_path) as coord:
         ids = coord.spawn(specs(50))
         tasks = [
-            t.task_id
+            r.task.task_id
             for _ in range(4)
-            for t in coord.dispatch(ids, TASK).values()
-            if isinstance(t, Task)
+            for r in coord.dispatch(ids, TASK).values()
+            if r.task is not None
         ]
     assert len(tasks) == 200
     workers = [python(CLAIMER, str(tmp_path)) for _ in range(4)]
@@ -144,16 +144,16 @@ def test_processes_claiming_one_queue_take_each_task_exactly_once(tmp_path: Path
     with LocalCoordinator(tmp_path) as coord:
         for report in reports:
             for task_id in report["taken"]:
-                record = coord.task_record(task_id)
+                record = coord.task(task_id)
                 assert record is not None
-                assert (record["state"], record["result"]) == ("done", report["worker"])
-                assert record["claimed_by"] == report["worker"]
+                assert (record.state, record.result) == ("completed", report["worker"])
+                assert record.worker == report["worker"]
         assert sum(s.completed_tasks for s in coord.status(ids).values()) == 200
 
 
 SPAWNER = """
     import json, sys
-    from dalfleet.coordinator import LocalCoordinator
+    from dalfleet.coordinator import FinishStatus, LocalCoordinator, TaskCounts, TaskOutcome
     from dalfleet.models import AgentSpec
     print("ready", flush=True)
     sys.stdin.readline()
@@ -184,7 +184,7 @@ def test_usable_in_a_forked_child(tmp_path: Path) -> None:
     if pid == 0:  # pragma: no cover - child
         code = 1
         try:
-            if isinstance(coord.dispatch([a], TASK)[a], Task):
+            if coord.dispatch([a], TASK)[a].ok:
                 code = 0
         finally:
             os._exit(code)
@@ -204,12 +204,14 @@ def test_read_only_calls_on_a_fresh_base_create_nothing(tmp_path: Path) -> None:
     assert coord.claim(["agent_x"], "w", 10) == []
     assert coord.agent_ids() == []
     assert coord.events("agent_x") == []
-    assert coord.task_record("task_x") is None
+    assert coord.task("task_x") is None
+    assert coord.tasks("agent_x") == []
+    assert coord.task_counts(["agent_x"]) == TaskCounts()
+    assert coord.renew(["task_x"], "w") == []
     assert coord.spawn([]) == []
     coord.terminate(["agent_x"])
-    coord.release(["task_x"])
-    with pytest.raises(CoordinatorError, match="not found"):
-        coord.finish("task_x", ok=True)
+    coord.release(["task_x"], "w")
+    assert coord.finish(TaskOutcome("task_x", ok=True), "w") is FinishStatus.NOT_FOUND
     coord.close()
     assert list(tmp_path.iterdir()) == []
 
@@ -275,12 +277,20 @@ def test_dispatch_failing_mid_batch_leaves_no_tasks(tmp_path: Path) -> None:
     coord.close()
 
 
-def test_text_sqlite_cannot_encode_is_a_coordinator_error(tmp_path: Path) -> None:
+def test_text_sqlite_cannot_encode_is_stored_escaped_and_recorded_once(tmp_path: Path) -> None:
+    # os.fsdecode(b"caf\xe9") gives a lone surrogate, which SQLite refuses as is.
     coord = LocalCoordinator(tmp_path)
     (a,) = coord.spawn(specs(1))
-    with pytest.raises(CoordinatorError, match="surrogates"):
-        coord.dispatch([a], Task("t", "lone surrogate \ud800"))
-    assert coord.status([a])[a].pending_tasks == 0
+    out = coord.dispatch([a], Task("t", "lone surrogate \ud800"), worker=os.fsdecode(b"w\xe9"))
+    task = out[a].task
+    assert task is not None and task.description == "lone surrogate \\ud800"
+    error = os.fsdecode(b"caf\xe9")
+    status = coord.finish(TaskOutcome(task.task_id, False, error=error), os.fsdecode(b"w\xe9"))
+    assert status is FinishStatus.RECORDED
+    record = coord.task(task.task_id)
+    assert record is not None
+    assert (record.state, record.error) == ("failed", "caf\\udce9")
+    assert coord.claim([a], "other", 5) == []
     coord.close()
 
 

@@ -30,7 +30,7 @@ Every dispatched task belongs to one agent and moves through :class:`TaskState`:
   ``max_attempts`` attempts it is failed instead, with its last error (or a
   message saying the lease expired). This recovery happens inside the
   coordinator, during :meth:`Coordinator.claim`; no caller inspects processes.
-* Terminating an agent fails its pending tasks (error ``agent ... terminated``).
+* Terminating an agent fails its pending tasks (error :data:`TERMINATED_ERROR`).
 
 Rules every implementation follows
 -----------------------------------
@@ -264,8 +264,8 @@ class Coordinator(Protocol):
     def terminate(self, agent_ids: Sequence[str]) -> None:
         """Terminate these agents; unknown or already terminated IDs are ignored.
 
-        Their pending tasks become ``failed`` (error names the agent and says it was
-        terminated); running tasks keep running and may still be finished.
+        Their pending tasks become ``failed`` with error :data:`TERMINATED_ERROR`;
+        running tasks keep running and may still be finished.
 
         Raises:
             InvalidArgumentError: ``agent_ids`` is a string.
@@ -561,9 +561,8 @@ EXTERNAL_KEY: Final = "external"
 """Metadata key marking an :func:`external_spec`."""
 
 
-def terminated_error(agent_id: str) -> str:
-    """The error of a task whose agent was terminated before it ran. Never raises."""
-    return f"agent '{storable_text(agent_id)}' was terminated before the task ran"
+TERMINATED_ERROR: Final = "the agent was terminated before the task ran"
+"""The error of a pending task failed by :meth:`Coordinator.terminate`."""
 
 
 def refused_error(agent_id: str) -> str:

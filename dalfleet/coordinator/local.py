@@ -17,32 +17,40 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import attrs
 
 from dalfleet.coordinator.base import (
+    DEFAULT_LEASE,
+    DEFAULT_MAX_ATTEMPTS,
+    TERMINATED_ERROR,
     AgentStatus,
+    ClaimAction,
     ClaimedTask,
+    DispatchResult,
+    FinishStatus,
+    TaskCounts,
+    TaskOutcome,
+    TaskRecord,
+    TaskState,
+    check_lease,
+    check_max_attempts,
+    claim_action,
+    decode_result,
+    decode_spec,
+    encode_spec,
+    expired_error,
+    external_spec,
+    finish_status,
     new_agent_id,
     new_task_id,
     now,
-)
-from dalfleet.coordinator.memory import (
-    CANCELLED,
-    DONE,
-    FAILED,
-    ON_CREATE,
-    ON_DESTROY,
-    QUEUED,
-    RUNNING,
-    decode_spec,
-    encode_result,
-    encode_spec,
-    external_spec,
-    task_record,
+    outcome_columns,
+    refused_error,
+    storable_text,
     unique_ids,
 )
 from dalfleet.errors import CoordinatorError
@@ -51,7 +59,11 @@ from dalfleet.models import Agent, AgentSpec, AgentState, Task
 __all__ = ["DB_RELPATH", "SCHEMA_VERSION", "LocalCoordinator"]
 
 DB_RELPATH: Final = Path(".dal") / "agent_runtime.db"
-SCHEMA_VERSION: Final = 1  # PRAGMA user_version; bump with a migration step
+SCHEMA_VERSION: Final = 2  # PRAGMA user_version; bump with a step in _MIGRATIONS
+
+# Lifecycle hooks of a mold that a coordinator hands over (records), never runs.
+ON_CREATE: Final = "on_create"
+ON_DESTROY: Final = "on_destroy"
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS agents (
@@ -60,7 +72,8 @@ _SCHEMA: Final = (
         spec_json     TEXT NOT NULL,
         state         TEXT NOT NULL,
         created_at    REAL NOT NULL,
-        terminated_at REAL
+        terminated_at REAL,
+        external      INTEGER NOT NULL DEFAULT 0
     )""",
     """CREATE TABLE IF NOT EXISTS tasks (
         seq               INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -76,7 +89,9 @@ _SCHEMA: Final = (
         error             TEXT,
         enqueued_at       REAL NOT NULL,
         started_at        REAL,
-        finished_at       REAL
+        finished_at       REAL,
+        attempts          INTEGER NOT NULL DEFAULT 0,
+        lease_expires_at  REAL
     )""",
     "CREATE INDEX IF NOT EXISTS tasks_agent_state ON tasks (agent_id, state, seq)",
     """CREATE TABLE IF NOT EXISTS events (
@@ -89,14 +104,59 @@ _SCHEMA: Final = (
     "CREATE INDEX IF NOT EXISTS events_agent ON events (agent_id, seq)",
 )
 
+# Upgrade steps: _MIGRATIONS[v] takes a database from schema v to v + 1.
+_MIGRATIONS: Final = {
+    1: (
+        "ALTER TABLE agents ADD COLUMN external INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE tasks ADD COLUMN lease_expires_at REAL",
+        "UPDATE agents SET external = 1 WHERE state = 'unknown' "
+        "AND json_extract(spec_json, '$.metadata.external') = 'true'",
+        "UPDATE tasks SET state = 'pending' WHERE state = 'queued'",
+        "UPDATE tasks SET state = 'completed' WHERE state = 'done'",
+        "UPDATE tasks SET state = 'failed', "
+        f"error = '{TERMINATED_ERROR}' WHERE state = 'cancelled'",
+        # Version 1 claims had no lease: they may be taken over at once.
+        "UPDATE tasks SET attempts = 1, lease_expires_at = 0 WHERE state = 'running'",
+    ),
+}
+
 # "the rows whose column is one of the IDs in this JSON array": one bound
 # parameter for any number of IDs, so no SQLite variable limit and one query.
 _IN_IDS: Final = "IN (SELECT value FROM json_each(?))"
 
 _TASK_COLUMNS: Final = (
     "task_id, agent_id, description, priority, coordination_type, fleet, state, "
-    "claimed_by, result_json, error, enqueued_at, started_at, finished_at"
+    "claimed_by, attempts, lease_expires_at, result_json, error, enqueued_at, "
+    "started_at, finished_at"
 )
+
+# Candidates of a claim: pending, or running with an expired lease (the rule of
+# base.claim_action, also applied to each row), of agents that are not terminated.
+_CANDIDATES: Final = (
+    "FROM tasks AS t JOIN agents AS a ON a.agent_id = t.agent_id "
+    f"WHERE t.agent_id {_IN_IDS} AND a.state != 'terminated' "
+    "AND (t.state = 'pending' OR (t.state = 'running' AND "
+    "(t.lease_expires_at IS NULL OR t.lease_expires_at <= ?)))"
+)
+
+
+def _record(row: Sequence[Any]) -> TaskRecord:
+    (task_id, agent_id, description, priority, coordination, fleet, state, *rest) = row
+    worker, attempts, lease, result_json, error, enqueued, started, finished = rest
+    return TaskRecord(
+        task=Task(task_id, description, priority, coordination, fleet),
+        agent_id=agent_id,
+        state=TaskState(state),
+        enqueued_at=enqueued,
+        worker=worker,
+        attempts=attempts,
+        lease_expires_at=lease,
+        result=decode_result(result_json),
+        error=error,
+        started_at=started,
+        finished_at=finished,
+    )
 
 
 class LocalCoordinator:
@@ -104,8 +164,14 @@ class LocalCoordinator:
 
     One connection per instance, guarded by a lock (callable from any thread) and
     reopened after ``os.fork()``. Every agent is spawned with ``trust_level`` (the
-    principal's setting), whatever its spec says. ``busy_timeout`` is how long a
-    call waits for another process's write to finish before failing.
+    principal's setting), whatever its spec says; a task gets ``max_attempts``
+    claims. ``busy_timeout`` is how long a call waits for another process's write
+    to finish before failing. Every write is one short ``BEGIN IMMEDIATE``
+    transaction that is rolled back on any exception, Ctrl-C included, so the
+    connection is never left inside a transaction.
+
+    Raises (constructor):
+        InvalidArgumentError: ``max_attempts`` is not an int >= 1.
     """
 
     def __init__(
@@ -114,10 +180,12 @@ class LocalCoordinator:
         trust_level: str = "sandboxed",
         *,
         busy_timeout: float = 30.0,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         self.base = Path(base)
         self.path = self.base / DB_RELPATH
         self.trust_level = trust_level
+        self.max_attempts = check_max_attempts(max_attempts)
         self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -135,7 +203,7 @@ class LocalCoordinator:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- protocol ---------------------------------------------------------------
+    # -- agents -----------------------------------------------------------------
 
     def spawn(self, specs: Sequence[AgentSpec]) -> list[str]:
         """Create one agent per spec and return their IDs in order.
@@ -154,7 +222,8 @@ class LocalCoordinator:
         agents: list[tuple[str, str, str, str, float]] = []
         events: list[tuple[str, str, str, float]] = []
         for spec in specs:
-            text, stored = encode_spec(attrs.evolve(spec, trust_level=self.trust_level))
+            text = encode_spec(attrs.evolve(spec, trust_level=self.trust_level))
+            stored = decode_spec(text)
             agent_id = new_agent_id()
             agents.append((agent_id, stored.name, text, AgentState.ALIVE.value, stamp))
             hook = stored.lifecycle.get(ON_CREATE)
@@ -173,7 +242,7 @@ class LocalCoordinator:
         return [row[0] for row in agents]
 
     def terminate(self, agent_ids: Sequence[str]) -> None:
-        """Terminate the given agents and cancel their queued tasks (one transaction).
+        """Terminate the given agents and fail their pending tasks (one transaction).
 
         Unknown and already terminated IDs are ignored; with no database this is a
         no-op that creates nothing. An ``on_destroy`` hook is recorded as an event,
@@ -203,9 +272,9 @@ class LocalCoordinator:
                 (AgentState.TERMINATED.value, stamp, alive),
             )
             conn.execute(
-                "UPDATE tasks SET state = ?, finished_at = ? "
-                f"WHERE agent_id {_IN_IDS} AND state = ?",
-                (CANCELLED, stamp, alive, QUEUED),
+                "UPDATE tasks SET state = 'failed', error = ?, finished_at = ? "
+                f"WHERE agent_id {_IN_IDS} AND state = 'pending'",
+                (TERMINATED_ERROR, stamp, alive),
             )
             conn.executemany(
                 "INSERT INTO events (agent_id, kind, detail, at) VALUES (?, ?, ?, ?)",
@@ -215,136 +284,6 @@ class LocalCoordinator:
                     if hook is not None
                 ],
             )
-
-    def dispatch(
-        self,
-        agent_ids: Sequence[str],
-        task: Task,
-        *,
-        claimed_by: str | None = None,
-    ) -> Mapping[str, Task | str]:
-        """Give ``task`` to every agent, as one task record (own ``task_id``) each.
-
-        Returns, per agent ID in input order (duplicates once), the stored
-        :class:`Task` or an error string for a terminated agent. An agent this
-        runtime did not spawn gets an inbox (state ``unknown``), so tasks for
-        members registered with ``add_member`` are queued as the reference does.
-        With ``claimed_by`` the tasks start out running, owned by that worker. One
-        transaction for the whole batch (creating the database if needed).
-
-        Raises:
-            InvalidArgumentError: ``agent_ids`` is a single string.
-            CoordinatorError: the database cannot be opened or written.
-        """
-        ids = unique_ids(agent_ids)
-        if not ids:
-            return {}
-        with self._transaction(write=True, create=True) as conn:
-            assert conn is not None  # create=True always yields a connection
-            states: dict[str, str] = dict(
-                conn.execute(
-                    f"SELECT agent_id, state FROM agents WHERE agent_id {_IN_IDS}",
-                    (json.dumps(ids),),
-                ).fetchall()
-            )
-            stamp = now()
-            # Agents that live elsewhere (add_member) get an inbox, as the reference does.
-            external = [agent_id for agent_id in ids if agent_id not in states]
-            conn.executemany(
-                "INSERT INTO agents (agent_id, name, spec_json, state, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [
-                    (
-                        agent_id,
-                        agent_id,
-                        encode_spec(external_spec(agent_id, self.trust_level))[0],
-                        AgentState.UNKNOWN.value,
-                        stamp,
-                    )
-                    for agent_id in external
-                ],
-            )
-            states.update((agent_id, AgentState.UNKNOWN.value) for agent_id in external)
-            state = QUEUED if claimed_by is None else RUNNING
-            started = None if claimed_by is None else stamp
-            out: dict[str, Task | str] = {}
-            rows: list[tuple[Any, ...]] = []
-            for agent_id in ids:
-                if states[agent_id] == AgentState.TERMINATED.value:
-                    out[agent_id] = f"agent '{agent_id}' is terminated"
-                else:
-                    stored = attrs.evolve(task, task_id=new_task_id())
-                    out[agent_id] = stored
-                    rows.append(
-                        (
-                            stored.task_id,
-                            agent_id,
-                            stored.description,
-                            stored.priority,
-                            stored.coordination_type,
-                            stored.fleet,
-                            state,
-                            claimed_by,
-                            stamp,
-                            started,
-                        )
-                    )
-            if rows:
-                conn.executemany(
-                    "INSERT INTO tasks (task_id, agent_id, description, priority, "
-                    "coordination_type, fleet, state, claimed_by, enqueued_at, started_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-        return out
-
-    def status(self, agent_ids: Sequence[str]) -> dict[str, AgentStatus]:
-        """Live status of each agent; unknown IDs get state ``unknown`` and zero counts.
-
-        Two queries in one read transaction, whatever the number of IDs.
-
-        Raises:
-            InvalidArgumentError: ``agent_ids`` is a single string.
-            CoordinatorError: the database cannot be opened or read, or a stored spec is unreadable.
-        """
-        ids = unique_ids(agent_ids)
-        states: dict[str, str] = {}
-        counts: dict[str, tuple[int, int, int, int, float | None]] = {}
-        if ids:
-            with self._transaction(write=False) as conn:
-                if conn is not None:
-                    param = (json.dumps(ids),)
-                    states = dict(
-                        conn.execute(
-                            f"SELECT agent_id, state FROM agents WHERE agent_id {_IN_IDS}", param
-                        ).fetchall()
-                    )
-                    for agent_id, queued, running, failed, done, last in conn.execute(
-                        "SELECT agent_id, "
-                        f"SUM(state = '{QUEUED}'), SUM(state = '{RUNNING}'), "
-                        f"SUM(state = '{FAILED}'), SUM(state = '{DONE}'), "
-                        f"MAX(CASE WHEN state IN ('{DONE}', '{FAILED}') THEN finished_at END) "
-                        f"FROM tasks WHERE agent_id {_IN_IDS} GROUP BY agent_id",
-                        param,
-                    ):
-                        counts[agent_id] = (queued, running, failed, done, last)
-        out: dict[str, AgentStatus] = {}
-        for agent_id in ids:
-            state = states.get(agent_id)
-            if state is None:
-                out[agent_id] = AgentStatus(agent_id, AgentState.UNKNOWN)
-                continue
-            queued, running, failed, done, last = counts.get(agent_id, (0, 0, 0, 0, None))
-            out[agent_id] = AgentStatus(
-                agent_id,
-                AgentState(state),
-                pending_tasks=queued,
-                running_tasks=running,
-                failed_tasks=failed,
-                completed_tasks=done,
-                last_result_at=last,
-            )
-        return out
 
     def agents(self, agent_ids: Sequence[str]) -> dict[str, Agent]:
         """The known agents among ``agent_ids``, in input order.
@@ -369,76 +308,305 @@ class LocalCoordinator:
         }
         return {agent_id: found[agent_id] for agent_id in ids if agent_id in found}
 
-    def claim(self, agent_ids: Sequence[str], worker: str, limit: int) -> list[ClaimedTask]:
-        """Atomically take up to ``limit`` queued tasks of these agents (not terminated),
-        oldest first.
+    def status(self, agent_ids: Sequence[str]) -> dict[str, AgentStatus]:
+        """Live status of each agent; unknown IDs get state ``unknown`` and zero counts.
 
-        The tasks become running, owned by ``worker``. The claim holds the
-        database's write lock, so concurrent workers (threads or processes) never
-        take the same task. With no database, returns ``[]`` and creates nothing.
+        Two queries in one read transaction, whatever the number of IDs.
 
         Raises:
             InvalidArgumentError: ``agent_ids`` is a single string.
+            CoordinatorError: the database cannot be opened or read.
+        """
+        ids = unique_ids(agent_ids)
+        states: dict[str, str] = {}
+        counts: dict[str, tuple[int, int, int, int, float | None]] = {}
+        if ids:
+            with self._transaction(write=False) as conn:
+                if conn is not None:
+                    param = (json.dumps(ids),)
+                    states = dict(
+                        conn.execute(
+                            f"SELECT agent_id, state FROM agents WHERE agent_id {_IN_IDS}", param
+                        ).fetchall()
+                    )
+                    for agent_id, pending, running, completed, failed, last in conn.execute(
+                        "SELECT agent_id, SUM(state = 'pending'), SUM(state = 'running'), "
+                        "SUM(state = 'completed'), SUM(state = 'failed'), MAX(finished_at) "
+                        f"FROM tasks WHERE agent_id {_IN_IDS} GROUP BY agent_id",
+                        param,
+                    ):
+                        counts[agent_id] = (pending, running, completed, failed, last)
+        out: dict[str, AgentStatus] = {}
+        for agent_id in ids:
+            state = states.get(agent_id)
+            if state is None:
+                out[agent_id] = AgentStatus(agent_id, AgentState.UNKNOWN)
+                continue
+            pending, running, completed, failed, last = counts.get(agent_id, (0, 0, 0, 0, None))
+            out[agent_id] = AgentStatus(
+                agent_id,
+                AgentState(state),
+                pending_tasks=pending,
+                running_tasks=running,
+                completed_tasks=completed,
+                failed_tasks=failed,
+                last_result_at=last,
+            )
+        return out
+
+    # -- tasks ------------------------------------------------------------------
+
+    def dispatch(
+        self,
+        agent_ids: Sequence[str],
+        task: Task,
+        *,
+        worker: str | None = None,
+        lease: float = DEFAULT_LEASE,
+    ) -> dict[str, DispatchResult]:
+        """Give ``task`` to every agent, as one task record (own ``task_id``) each.
+
+        One transaction for the whole batch (creating the database if needed). See
+        :meth:`Coordinator.dispatch <dalfleet.coordinator.base.Coordinator.dispatch>`.
+
+        Raises:
+            InvalidArgumentError: ``agent_ids`` is a single string, or a bad ``lease``.
             CoordinatorError: the database cannot be opened or written.
         """
         ids = unique_ids(agent_ids)
+        seconds = check_lease(lease)
+        if not ids:
+            return {}
+        description = storable_text(task.description)
+        holder = None if worker is None else storable_text(worker)
+        with self._transaction(write=True, create=True) as conn:
+            assert conn is not None  # create=True always yields a connection
+            known: dict[str, tuple[str, int]] = {
+                agent_id: (state, external)
+                for agent_id, state, external in conn.execute(
+                    f"SELECT agent_id, state, external FROM agents WHERE agent_id {_IN_IDS}",
+                    (json.dumps(ids),),
+                )
+            }
+            stamp = now()
+            # Agents that live elsewhere (add_member) get an inbox, as the reference
+            # does; a terminated one's inbox reopens (its life is not ours to end).
+            new = [agent_id for agent_id in ids if agent_id not in known]
+            conn.executemany(
+                "INSERT INTO agents (agent_id, name, spec_json, state, created_at, external) "
+                "VALUES (?, ?, ?, ?, ?, 1)",
+                [
+                    (
+                        agent_id,
+                        agent_id,
+                        encode_spec(external_spec(agent_id, self.trust_level)),
+                        AgentState.UNKNOWN.value,
+                        stamp,
+                    )
+                    for agent_id in new
+                ],
+            )
+            reopened = [
+                agent_id
+                for agent_id, (state, external) in known.items()
+                if external and state == AgentState.TERMINATED.value
+            ]
+            if reopened:
+                conn.execute(
+                    f"UPDATE agents SET state = ?, terminated_at = NULL WHERE agent_id {_IN_IDS}",
+                    (AgentState.UNKNOWN.value, json.dumps(reopened)),
+                )
+            refused = {
+                agent_id
+                for agent_id, (state, _) in known.items()
+                if state == AgentState.TERMINATED.value and agent_id not in reopened
+            }
+            state = TaskState.PENDING if holder is None else TaskState.RUNNING
+            out: dict[str, DispatchResult] = {}
+            rows: list[tuple[Any, ...]] = []
+            for agent_id in ids:
+                if agent_id in refused:
+                    out[agent_id] = DispatchResult(agent_id, error=refused_error(agent_id))
+                    continue
+                stored = attrs.evolve(task, task_id=new_task_id(), description=description)
+                out[agent_id] = DispatchResult(agent_id, task=stored)
+                rows.append(
+                    (
+                        stored.task_id,
+                        agent_id,
+                        stored.description,
+                        stored.priority,
+                        stored.coordination_type,
+                        stored.fleet,
+                        state.value,
+                        holder,
+                        stamp,
+                        None if holder is None else stamp,
+                        0 if holder is None else 1,
+                        None if holder is None else stamp + seconds,
+                    )
+                )
+            conn.executemany(
+                "INSERT INTO tasks (task_id, agent_id, description, priority, "
+                "coordination_type, fleet, state, claimed_by, enqueued_at, started_at, "
+                "attempts, lease_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return out
+
+    def claim(
+        self,
+        agent_ids: Sequence[str],
+        worker: str,
+        limit: int,
+        *,
+        lease: float = DEFAULT_LEASE,
+    ) -> list[ClaimedTask]:
+        """Take up to ``limit`` tasks of these (not terminated) agents for ``worker``.
+
+        The claim holds the database's write lock, so concurrent workers (threads
+        or processes) never take the same task. With no database, returns ``[]``
+        and creates nothing. See
+        :meth:`Coordinator.claim <dalfleet.coordinator.base.Coordinator.claim>`.
+
+        Raises:
+            InvalidArgumentError: ``agent_ids`` is a single string, or a bad ``lease``.
+            CoordinatorError: the database cannot be opened or written.
+        """
+        ids = unique_ids(agent_ids)
+        seconds = check_lease(lease)
         if not ids or limit < 1:
             return []
+        holder = storable_text(worker)
         with self._transaction(write=True) as conn:
             if conn is None:
                 return []
-            rows = conn.execute(
-                "SELECT t.seq, t.task_id, t.agent_id, t.description, t.priority, "
-                "t.coordination_type, t.fleet, a.spec_json, a.state "
-                "FROM tasks AS t JOIN agents AS a ON a.agent_id = t.agent_id "
-                f"WHERE t.agent_id {_IN_IDS} AND t.state = ? AND a.state != ? "
-                "ORDER BY t.seq LIMIT ?",
-                (json.dumps(ids), QUEUED, AgentState.TERMINATED.value, limit),
+            stamp = now()
+            param = json.dumps(ids)
+            spent = conn.execute(
+                f"SELECT t.task_id, t.claimed_by, t.attempts, t.error {_CANDIDATES} "
+                "AND t.attempts >= ?",
+                (param, stamp, self.max_attempts),
             ).fetchall()
-            if rows:
-                conn.execute(
-                    "UPDATE tasks SET state = ?, claimed_by = ?, started_at = ? "
-                    f"WHERE seq {_IN_IDS}",
-                    (RUNNING, worker, now(), json.dumps([row[0] for row in rows])),
+            conn.executemany(
+                "UPDATE tasks SET state = 'failed', error = ?, finished_at = ? WHERE task_id = ?",
+                [
+                    (expired_error(who, attempts, error), stamp, task_id)
+                    for task_id, who, attempts, error in spent
+                ],
+            )
+            rows = [
+                row
+                for row in conn.execute(
+                    "SELECT t.seq, t.task_id, t.agent_id, t.description, t.priority, "
+                    "t.coordination_type, t.fleet, a.spec_json, a.state, t.state, t.attempts, "
+                    f"t.lease_expires_at {_CANDIDATES} AND t.attempts < ? ORDER BY t.seq LIMIT ?",
+                    (param, stamp, self.max_attempts, limit),
                 )
+                if claim_action(TaskState(row[9]), row[10], row[11], stamp, self.max_attempts)
+                is ClaimAction.TAKE
+            ]
+            until = stamp + seconds
+            conn.execute(
+                "UPDATE tasks SET state = 'running', claimed_by = ?, started_at = ?, "
+                f"lease_expires_at = ?, attempts = attempts + 1 WHERE seq {_IN_IDS}",
+                (holder, stamp, until, json.dumps([row[0] for row in rows])),
+            )
         specs: dict[str, AgentSpec] = {}
         claimed: list[ClaimedTask] = []
-        for _, task_id, agent_id, description, priority, coordination, fleet, spec, state in rows:
+        for row in rows:
+            _, task_id, agent_id, description, priority, coordination, fleet, spec, state = row[:9]
             if agent_id not in specs:
                 specs[agent_id] = self._decode(agent_id, spec)
             claimed.append(
                 ClaimedTask(
                     Agent(agent_id, specs[agent_id], AgentState(state)),
                     Task(task_id, description, priority, coordination, fleet),
+                    worker,
+                    until,
+                    row[10] + 1,
                 )
             )
         return claimed
 
-    def finish(
-        self, task_id: str, *, ok: bool, result: Any = None, error: str | None = None
-    ) -> None:
-        """Record the outcome of a task: ``done`` if ``ok`` else ``failed``.
-
-        ``result`` is stored as JSON (its ``repr`` text when JSON cannot hold it).
+    def renew(
+        self, task_ids: Sequence[str], worker: str, lease: float = DEFAULT_LEASE
+    ) -> list[str]:
+        """Extend ``worker``'s leases on these running tasks; return the IDs still held.
 
         Raises:
-            CoordinatorError: no task has this ID, or the database cannot be
-                opened or written.
+            InvalidArgumentError: ``task_ids`` is a single string, or a bad ``lease``.
+            CoordinatorError: the database cannot be opened or written.
         """
-        result_json = encode_result(result)
+        ids = unique_ids(task_ids, "task_ids")
+        seconds = check_lease(lease)
+        if not ids:
+            return []
         with self._transaction(write=True) as conn:
-            updated = 0
-            if conn is not None:
-                updated = conn.execute(
-                    "UPDATE tasks SET state = ?, result_json = ?, error = ?, finished_at = ? "
-                    "WHERE task_id = ?",
-                    (DONE if ok else FAILED, result_json, error, now(), task_id),
-                ).rowcount
-            if updated == 0:
-                raise CoordinatorError(f"task '{task_id}' not found in the local runtime")
+            if conn is None:
+                return []
+            where = f"WHERE task_id {_IN_IDS} AND state = 'running' AND claimed_by = ?"
+            param = (json.dumps(ids), storable_text(worker))
+            held = {
+                task_id for (task_id,) in conn.execute(f"SELECT task_id FROM tasks {where}", param)
+            }
+            conn.execute(
+                f"UPDATE tasks SET lease_expires_at = ? {where}", (now() + seconds, *param)
+            )
+        return [task_id for task_id in ids if task_id in held]
 
-    def release(self, task_ids: Sequence[str]) -> None:
-        """Put running tasks back in the queue (at their old place); others are ignored.
+    def finish(self, outcome: TaskOutcome, worker: str) -> FinishStatus:
+        """Record one task's outcome (see :meth:`finish_many`).
+
+        Raises:
+            CoordinatorError: the database cannot be opened or written.
+        """
+        return self.finish_many([outcome], worker)[outcome.task_id]
+
+    def finish_many(self, outcomes: Sequence[TaskOutcome], worker: str) -> dict[str, FinishStatus]:
+        """Record outcomes of tasks running under ``worker``, once each, in one transaction.
+
+        Raises:
+            CoordinatorError: the database cannot be opened or written; nothing recorded.
+        """
+        if not outcomes:
+            return {}
+        holder = storable_text(worker)
+        columns = [(o.task_id, *outcome_columns(o)) for o in outcomes]
+        ids = list(dict.fromkeys(task_id for task_id, *_ in columns))
+        out: dict[str, FinishStatus] = {}
+        with self._transaction(write=True) as conn:
+            current: dict[str, tuple[str, str | None]] = {}
+            if conn is not None:
+                current = {
+                    task_id: (state, who)
+                    for task_id, state, who in conn.execute(
+                        f"SELECT task_id, state, claimed_by FROM tasks WHERE task_id {_IN_IDS}",
+                        (json.dumps(ids),),
+                    )
+                }
+            stamp = now()
+            updates: list[tuple[Any, ...]] = []
+            for task_id, final, result_json, error in columns:
+                if task_id in out:
+                    continue  # the first outcome of a task counts
+                if task_id not in current:
+                    out[task_id] = FinishStatus.NOT_FOUND
+                    continue
+                state, who = current[task_id]
+                out[task_id] = finish_status(TaskState(state), who, holder)
+                if out[task_id] is FinishStatus.RECORDED:
+                    updates.append((final.value, result_json, error, stamp, task_id, holder))
+            if conn is not None and updates:
+                conn.executemany(
+                    "UPDATE tasks SET state = ?, result_json = ?, error = ?, finished_at = ? "
+                    "WHERE task_id = ? AND state = 'running' AND claimed_by = ?",
+                    updates,
+                )
+        return out
+
+    def release(self, task_ids: Sequence[str], worker: str) -> None:
+        """Put tasks running under ``worker`` back in the queue (at their old place).
 
         Raises:
             InvalidArgumentError: ``task_ids`` is a single string.
@@ -450,44 +618,58 @@ class LocalCoordinator:
         with self._transaction(write=True) as conn:
             if conn is not None:
                 conn.execute(
-                    "UPDATE tasks SET state = ?, claimed_by = NULL, started_at = NULL "
-                    f"WHERE task_id {_IN_IDS} AND state = ?",
-                    (QUEUED, json.dumps(ids), RUNNING),
+                    "UPDATE tasks SET state = 'pending', claimed_by = NULL, started_at = NULL, "
+                    "lease_expires_at = NULL, attempts = MAX(attempts - 1, 0) "
+                    f"WHERE task_id {_IN_IDS} AND state = 'running' AND claimed_by = ?",
+                    (json.dumps(ids), storable_text(worker)),
                 )
 
-    def running(self, agent_ids: Sequence[str]) -> dict[str, str]:
-        """Running tasks of these agents: task ID -> the worker that claimed it.
+    def task_counts(self, agent_ids: Sequence[str]) -> TaskCounts:
+        """Tasks of these agents by state (one query).
 
         Raises:
             InvalidArgumentError: ``agent_ids`` is a single string.
-            CoordinatorError: the database cannot be read.
+            CoordinatorError: the database cannot be opened or read.
         """
         ids = unique_ids(agent_ids)
         if not ids:
-            return {}
+            return TaskCounts()
         with self._transaction(write=False) as conn:
             if conn is None:
-                return {}
-            rows = conn.execute(
-                f"SELECT task_id, claimed_by FROM tasks WHERE agent_id {_IN_IDS} AND state = ?",
-                (json.dumps(ids), RUNNING),
-            ).fetchall()
-        return {task_id: owner or "" for task_id, owner in rows}
+                return TaskCounts()
+            tally = dict(
+                conn.execute(
+                    f"SELECT state, COUNT(*) FROM tasks WHERE agent_id {_IN_IDS} GROUP BY state",
+                    (json.dumps(ids),),
+                ).fetchall()
+            )
+        return TaskCounts(
+            pending=tally.get("pending", 0),
+            running=tally.get("running", 0),
+            completed=tally.get("completed", 0),
+            failed=tally.get("failed", 0),
+        )
 
-    def close(self) -> None:
-        """Close the connection; the next call reopens it. Never raises."""
-        with self._guard():
-            if self._conn is not None:
-                conn, self._conn = self._conn, None
-                conn.close()
-
-    # -- extras -----------------------------------------------------------------
-
-    def task_record(self, task_id: str) -> dict[str, Any] | None:
-        """The stored task as a dict (state, result, error, agent_id, times), or None.
+    def tasks(self, agent_id: str) -> list[TaskRecord]:
+        """Every task of one agent, oldest first.
 
         Raises:
-            CoordinatorError: the database cannot be opened or read, or a stored spec is unreadable.
+            CoordinatorError: the database cannot be opened or read.
+        """
+        with self._transaction(write=False) as conn:
+            if conn is None:
+                return []
+            rows = conn.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE agent_id = ? ORDER BY seq",
+                (agent_id,),
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def task(self, task_id: str) -> TaskRecord | None:
+        """The stored task with this ID, or None.
+
+        Raises:
+            CoordinatorError: the database cannot be opened or read.
         """
         with self._transaction(write=False) as conn:
             if conn is None:
@@ -495,27 +677,23 @@ class LocalCoordinator:
             row = conn.execute(
                 f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,)
             ).fetchone()
-        if row is None:
-            return None
-        (tid, agent_id, description, priority, coordination, fleet, *rest) = row
-        state, claimed_by, result_json, error, enqueued_at, started_at, finished_at = rest
-        return task_record(
-            task=Task(tid, description, priority, coordination, fleet),
-            agent_id=agent_id,
-            state=state,
-            claimed_by=claimed_by,
-            result_json=result_json,
-            error=error,
-            enqueued_at=enqueued_at,
-            started_at=started_at,
-            finished_at=finished_at,
-        )
+        return None if row is None else _record(row)
+
+    def close(self) -> None:
+        """Close the connection; the next call reopens it. Never raises."""
+        with self._guard():
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+
+    # -- extras -----------------------------------------------------------------
 
     def events(self, agent_id: str) -> list[tuple[str, str]]:
         """Lifecycle hooks handed over for ``agent_id``, oldest first, as (kind, hook text).
 
         Raises:
-            CoordinatorError: the database cannot be opened or read, or a stored spec is unreadable.
+            CoordinatorError: the database cannot be opened or read.
         """
         with self._transaction(write=False) as conn:
             if conn is None:
@@ -529,7 +707,7 @@ class LocalCoordinator:
         """IDs of every agent known here (optionally only those in ``state``), oldest first.
 
         Raises:
-            CoordinatorError: the database cannot be opened or read, or a stored spec is unreadable.
+            CoordinatorError: the database cannot be opened or read.
         """
         with self._transaction(write=False) as conn:
             if conn is None:
@@ -574,26 +752,32 @@ class LocalCoordinator:
             if conn is None:
                 yield None
                 return
+            # Everything from BEGIN to COMMIT is inside one try: an exception or a
+            # Ctrl-C at any instant (even between two statements) rolls back, so the
+            # connection never stays inside a transaction holding the write lock.
             try:
+                if conn.in_transaction:  # left open by an interrupted COMMIT
+                    conn.execute("ROLLBACK")
                 conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    yield conn
-                except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                    raise
+                yield conn
                 conn.execute("COMMIT")
-            except (sqlite3.Error, UnicodeEncodeError) as exc:
-                if conn.in_transaction:  # a failed COMMIT leaves the transaction open
+            except BaseException as exc:
+                if conn.in_transaction:
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
-                raise self._error(exc) from exc
+                if isinstance(exc, (sqlite3.Error, UnicodeEncodeError)):
+                    raise self._error(exc) from exc
+                raise
 
     def _connection(self, *, create: bool) -> sqlite3.Connection | None:
         """The open connection, opening (and with ``create`` creating) the database."""
         if self._conn is not None:
             return self._conn
         path = self.path
+        if path.is_symlink():
+            raise CoordinatorError(
+                f"local runtime database {path} is a symlink; refusing to follow it"
+            )
         if path.is_dir():
             raise CoordinatorError(
                 f"local runtime database {path} is a directory, not a SQLite database"
@@ -644,10 +828,13 @@ class LocalCoordinator:
         delay = 0.005
         while True:
             try:
-                if self._schema_version(conn) == 0:
+                version = self._schema_version(conn)
+                if version == 0:
                     if not create:
                         return False
                     self._create_schema(conn)
+                elif version < SCHEMA_VERSION:
+                    self._migrate(conn)
                 return True
             except sqlite3.OperationalError as exc:
                 transient = "locked" in str(exc) or "busy" in str(exc)
@@ -682,13 +869,31 @@ class LocalCoordinator:
                 conn.execute("ROLLBACK")
             raise
 
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Upgrade an older schema in place, one version per transaction."""
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._schema_version(conn)  # another process may have upgraded
+                if version < SCHEMA_VERSION:
+                    for statement in _MIGRATIONS[version]:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {version + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            if version + 1 >= SCHEMA_VERSION:
+                return
+
     def _decode(self, agent_id: str, text: str) -> AgentSpec:
         try:
             return decode_spec(text)
-        except Exception as exc:  # JSON or cattrs errors: the row was changed by hand
+        except CoordinatorError as exc:  # the row was changed by hand
             raise CoordinatorError(
                 f"local runtime database {self.path}: the stored spec of agent "
-                f"'{agent_id}' is unreadable ({type(exc).__name__})"
+                f"'{agent_id}' is unreadable"
             ) from exc
 
     def _error(self, exc: BaseException) -> CoordinatorError:

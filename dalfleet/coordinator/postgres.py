@@ -29,6 +29,7 @@ from dalfleet.coordinator import base
 from dalfleet.coordinator.base import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
+    TERMINATED_ERROR,
     AgentStatus,
     ClaimedTask,
     DispatchResult,
@@ -49,7 +50,6 @@ from dalfleet.coordinator.base import (
     new_task_id,
     refused_error,
     storable_text,
-    terminated_error,
     unique_ids,
 )
 from dalfleet.errors import CoordinatorError
@@ -224,7 +224,7 @@ class PostgresCoordinator:
             cur.executemany(
                 "UPDATE dalfleet_tasks SET state = 'failed', error = %s::json, finished_at = %s "
                 "WHERE agent_id = %s AND state = 'pending'",
-                [(_json_text(terminated_error(agent_id)), stamp, agent_id) for agent_id, _ in gone],
+                [(_json_text(TERMINATED_ERROR), stamp, agent_id) for agent_id, _ in gone],
             )
             cur.executemany(
                 "INSERT INTO dalfleet_events (agent_id, kind, detail, at) "

@@ -1,0 +1,283 @@
+"""The local executor: handlers run in this process.
+
+Async handlers run on an asyncio event loop; sync handlers run on one bounded
+pool of reused daemon threads (a stuck handler can never keep a stopping process
+alive). The caller's :mod:`contextvars` context reaches every handler, so a
+``with fleet.using(...)`` block around a run is in force inside its handlers, on
+every thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import inspect
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from dalfleet.coordinator.base import ClaimedTask
+from dalfleet.executor.base import (
+    DEFAULT_CONCURRENCY,
+    Execution,
+    Handler,
+    OutcomeCallback,
+    check_options,
+    failed_outcome,
+    in_order,
+    load_handler,
+    ok_outcome,
+    timeout_outcome,
+)
+from dalfleet.models import MemberOutcome
+
+__all__ = ["LocalExecutor"]
+
+
+class _Job:
+    __slots__ = ("abandoned", "call", "future")
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.call = call
+        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.abandoned = False
+
+
+class _ThreadPool:
+    """Daemon threads that take jobs from one queue and are reused.
+
+    At most ``size`` threads run jobs at once, plus one for each job whose caller
+    gave up on it (timed out or stopped): such a thread may be stuck for good, and
+    must not eat into the bound.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._size = 0
+        self._threads = 0
+        self._idle = 0
+        self._abandoned = 0
+
+    def submit(self, call: Callable[[], Any], size: int) -> _Job:
+        job = _Job(call)
+        with self._lock:
+            self._size = max(self._size, size)
+            start = self._idle == 0 and self._threads < self._size + self._abandoned
+            if start:
+                self._threads += 1
+                self._idle += 1  # counted as idle until it takes its first job
+        self._jobs.put(job)
+        if start:
+            threading.Thread(target=self._work, name="dalfleet-handler", daemon=True).start()
+        return job
+
+    def abandon(self, job: _Job) -> None:
+        with self._lock:
+            if not job.abandoned and not job.future.done():
+                job.abandoned = True
+                self._abandoned += 1
+
+    def shutdown(self) -> None:
+        with self._lock:
+            idle = self._idle
+        for _ in range(idle):
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
+            if job is None:
+                with self._lock:
+                    self._threads -= 1
+                return
+            if job.future.set_running_or_notify_cancel():
+                try:
+                    result = job.call()
+                except BaseException as exc:  # handed to the awaiting coroutine
+                    job.future.set_exception(exc)
+                else:
+                    job.future.set_result(result)
+            with self._lock:
+                if job.abandoned:
+                    self._abandoned -= 1
+                self._idle += 1
+
+
+def _outcome_of(
+    context: contextvars.Context, handler: Handler, item: ClaimedTask
+) -> tuple[bool, Any]:
+    """``(True, result)`` or ``(False, exception)``: the exception travels as a value,
+    since a future converts some (``TimeoutError``) into new ones without traceback."""
+    try:
+        return True, context.run(handler, item.agent, item.task)
+    except BaseException as exc:  # handed to the awaiting coroutine as is
+        return False, exc
+
+
+def _is_async(handler: Handler) -> bool:
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)  # noqa: B004 - async callable objects
+    )
+
+
+class LocalExecutor:
+    """Runs handlers in this process: asyncio for async ones, a thread pool for sync ones.
+
+    The pool is made on first use, reused by every later batch and grows to the
+    largest ``concurrency`` asked for. Its threads are daemons, so a handler that
+    never returns does not keep the process alive.
+    """
+
+    def __init__(self) -> None:
+        self._pool = _ThreadPool()
+
+    def __repr__(self) -> str:
+        return "LocalExecutor()"
+
+    def execute(
+        self,
+        claimed: Sequence[ClaimedTask],
+        handler: Handler | str,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        timeout: float | None = None,
+        on_outcome: OutcomeCallback | None = None,
+        stop: threading.Event | None = None,
+    ) -> Execution:
+        """Run ``handler(agent, task)`` for every claimed task, at most ``concurrency``
+        at once, each bounded by ``timeout`` seconds.
+
+        See :meth:`Executor.execute <dalfleet.executor.base.Executor.execute>`.
+
+        Raises:
+            InvalidArgumentError: ``concurrency`` < 1 or ``timeout`` <= 0.
+            HandlerError: a handler string cannot be loaded.
+            KeyboardInterrupt: Ctrl-C, or a handler raising it.
+        """
+        check_options(concurrency, timeout)
+        call = load_handler(handler)
+        if not claimed:
+            return [], []
+        context = contextvars.copy_context()
+        outcomes = _run_coroutine(
+            context,
+            lambda: self._batch(claimed, call, context, concurrency, timeout, on_outcome, stop),
+        )
+        return in_order(outcomes, claimed)
+
+    def close(self) -> None:
+        """Let the idle threads of the pool end; busy ones end when their handler
+        returns. The executor can still be used. Never raises."""
+        self._pool.shutdown()
+
+    async def _batch(
+        self,
+        claimed: Sequence[ClaimedTask],
+        handler: Handler,
+        context: contextvars.Context,
+        concurrency: int,
+        timeout: float | None,
+        on_outcome: OutcomeCallback | None,
+        stop: threading.Event | None,
+    ) -> list[MemberOutcome]:
+        semaphore = asyncio.Semaphore(concurrency)
+        is_async = _is_async(handler)
+        outcomes: list[MemberOutcome] = []
+        stopped = False
+
+        async def guarded(item: ClaimedTask, jobs: list[_Job]) -> MemberOutcome:
+            started = time.perf_counter()
+            try:
+                if is_async:
+                    result = handler(item.agent, item.task)
+                else:
+                    # One copy of the caller's context per call: a context can be
+                    # entered by one thread at a time.
+                    job = self._pool.submit(
+                        lambda: _outcome_of(context.copy(), handler, item), concurrency
+                    )
+                    jobs.append(job)
+                    ok, result = await asyncio.wrap_future(job.future)
+                    if not ok:
+                        raise result
+                if inspect.isawaitable(result):
+                    result = await result
+            except KeyboardInterrupt:
+                raise  # Ctrl-C is the user's, not this task's
+            except BaseException as exc:  # SystemExit too: one member's failure
+                return failed_outcome(item, exc, time.perf_counter() - started)
+            return ok_outcome(item, result, time.perf_counter() - started)
+
+        async def one(item: ClaimedTask) -> None:
+            async with semaphore:
+                if stopped:
+                    return
+                started = time.perf_counter()
+                jobs: list[_Job] = []
+                inner = asyncio.ensure_future(guarded(item, jobs))
+                try:
+                    done, _ = await asyncio.wait({inner}, timeout=timeout)
+                except asyncio.CancelledError:
+                    inner.cancel()
+                    for job in jobs:
+                        self._pool.abandon(job)
+                    raise
+                if inner in done:
+                    outcome = inner.result()
+                else:
+                    # Our timeout fired (the only way to get here): a sentinel, not
+                    # a TimeoutError a handler could raise too.
+                    assert timeout is not None
+                    inner.cancel()
+                    for job in jobs:
+                        self._pool.abandon(job)
+                    outcome = timeout_outcome(item, timeout, time.perf_counter() - started)
+                if stopped:
+                    return  # the caller has given this task back already
+                outcomes.append(outcome)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+
+        jobs = [asyncio.ensure_future(one(item)) for item in claimed]
+        if stop is None:
+            await asyncio.gather(*jobs)
+            return outcomes
+        pending: set[asyncio.Future[None]] = set(jobs)
+        while pending and not stop.is_set():
+            _, pending = await asyncio.wait(pending, timeout=0.05)
+        stopped = True
+        for job in pending:
+            job.cancel()
+        for result in await asyncio.gather(*jobs, return_exceptions=True):
+            if isinstance(result, KeyboardInterrupt):
+                raise result
+        return list(outcomes)
+
+
+def _run_coroutine(context: contextvars.Context, factory: Callable[[], Any]) -> Any:
+    """Run a coroutine to completion in ``context``, also from inside a running loop
+    (Jupyter), where it runs on a helper thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = context.run(asyncio.run, factory())
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="dalfleet-run")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -1,0 +1,524 @@
+"""Execution: ``run`` with a handler, the worker loop, leases and outcome recording.
+
+This is where a coordinator (state) meets an executor (where handlers run):
+
+* tasks are claimed (or dispatched already claimed) with a **lease**, renewed on
+  a heartbeat while their handlers run, so a worker that dies (SIGKILL, lost
+  host) loses its tasks to another worker once the lease expires;
+* outcomes are recorded **once**, in batches (``finish_many``), off the thread
+  that runs the handlers;
+* tasks not finished when a run or worker stops (a signal, Ctrl-C) are given
+  back (``release``) for another worker.
+
+:class:`~dalfleet.client.Client` keeps thin methods that call these functions.
+"""
+
+from __future__ import annotations
+
+import builtins
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+from dalfleet.coordinator.base import (
+    DEFAULT_LEASE,
+    ClaimedTask,
+    Coordinator,
+    FinishStatus,
+    TaskOutcome,
+    check_lease,
+    new_task_id,
+    worker_identity,
+)
+from dalfleet.errors import InvalidArgumentError
+from dalfleet.executor.base import (
+    DEFAULT_CONCURRENCY,
+    Executor,
+    Handler,
+    check_options,
+    load_handler,
+    log,
+)
+from dalfleet.models import Fleet, MemberOutcome, RunReport, Task
+
+if TYPE_CHECKING:
+    from dalfleet.client import Client, Progress
+
+__all__ = ["WorkStats", "run", "work"]
+
+
+@attrs.frozen
+class WorkStats:
+    """What a worker did before it stopped.
+
+    ``recovered`` counts tasks it took over from a worker whose lease expired;
+    ``released`` those it gave back unfinished when it stopped.
+    """
+
+    fleet_name: str
+    executed: int
+    succeeded: int
+    failed: int
+    released: int
+    recovered: int = 0
+    outcomes: list[MemberOutcome] = attrs.field(factory=list)
+
+
+class _Recorder:
+    """Records outcomes in batches on its own thread and keeps leases alive.
+
+    ``add`` only queues (it is called from the executor, maybe on the event loop's
+    thread); the thread records everything queued so far with one ``finish_many``
+    and renews the leases of the tasks still in flight every third of a lease.
+    """
+
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        worker: str,
+        lease: float,
+        on_recorded: Callable[[MemberOutcome], None] | None = None,
+    ) -> None:
+        self._coordinator = coordinator
+        self._worker = worker
+        self._lease = lease
+        self._on_recorded = on_recorded
+        self._queue: queue.SimpleQueue[MemberOutcome | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._in_flight: set[str] = set()
+        self._error: BaseException | None = None
+        self.recorded: list[MemberOutcome] = []
+        self.lost: list[str] = []  # outcomes not recorded: the task was taken over
+        self._thread = threading.Thread(target=self._loop, name="dalfleet-recorder", daemon=True)
+        self._thread.start()
+
+    def hold(self, task_ids: Sequence[str]) -> None:
+        """Keep renewing these tasks' leases until their outcome is added."""
+        with self._lock:
+            self._in_flight.update(task_ids)
+
+    def add(self, outcome: MemberOutcome) -> None:
+        """Queue one outcome for recording. Never raises."""
+        self._queue.put(outcome)
+
+    def close(self) -> None:
+        """Record what is queued, stop the thread; re-raise a recording failure.
+
+        Raises:
+            CoordinatorError: the coordinator failed to record outcomes.
+        """
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _loop(self) -> None:
+        interval = self._lease / 3
+        next_renew = time.monotonic() + interval
+        while True:
+            try:
+                first = self._queue.get(timeout=max(0.0, next_renew - time.monotonic()))
+            except queue.Empty:
+                self._renew()
+                next_renew = time.monotonic() + interval
+                continue
+            batch: list[MemberOutcome] = []
+            done = first is None
+            if first is not None:
+                batch.append(first)
+            while True:  # everything queued meanwhile goes in the same batch
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    done = True
+                else:
+                    batch.append(more)
+            if batch:
+                self._record(batch)
+            if done:
+                return
+            if time.monotonic() >= next_renew:
+                self._renew()
+                next_renew = time.monotonic() + interval
+
+    def _record(self, batch: list[MemberOutcome]) -> None:
+        outcomes = [
+            TaskOutcome(o.task_id or "", ok=o.ok, result=o.result, error=o.error) for o in batch
+        ]
+        try:
+            statuses = self._coordinator.finish_many(outcomes, self._worker)
+        except BaseException as exc:  # re-raised by close(), in the caller's thread
+            if self._error is None:
+                self._error = exc
+            return
+        with self._lock:
+            self._in_flight.difference_update(o.task_id for o in outcomes)
+        for outcome in batch:
+            status = statuses.get(outcome.task_id or "")
+            if status is FinishStatus.LEASE_LOST:
+                self.lost.append(outcome.task_id or "")
+                log.warning(
+                    "task %s was taken over by another worker; its outcome here is dropped",
+                    outcome.task_id,
+                )
+            self.recorded.append(outcome)
+            if self._on_recorded is not None:
+                try:
+                    self._on_recorded(outcome)
+                except BaseException as exc:  # a caller's callback: report it, keep recording
+                    if self._error is None:
+                        self._error = exc
+
+    def _renew(self) -> None:
+        with self._lock:
+            held = sorted(self._in_flight)
+        if not held:
+            return
+        try:
+            kept = set(self._coordinator.renew(held, self._worker, self._lease))
+        except Exception as exc:  # try again next beat; the lease still has 2/3 left
+            log.warning("renewing leases failed: %s", exc)
+            return
+        gone = [t for t in held if t not in kept]
+        if gone:
+            with self._lock:
+                self._in_flight.difference_update(gone)
+
+
+def _execute(
+    client: Client,
+    executor: Executor,
+    claimed: Sequence[ClaimedTask],
+    handler: Handler,
+    *,
+    worker: str,
+    lease: float,
+    concurrency: int,
+    timeout: float | None,
+    on_recorded: Callable[[MemberOutcome], None] | None,
+    stop: threading.Event | None,
+) -> tuple[list[MemberOutcome], int]:
+    """Run ``claimed`` on ``executor``, recording outcomes and renewing leases.
+
+    Returns the outcomes (in ``claimed`` order) and how many unfinished tasks were
+    given back. Whatever happens (Ctrl-C included), every outcome that came back
+    is recorded and every other task of ``claimed`` is released.
+    """
+    recorder = _Recorder(client.coordinator, worker, lease, on_recorded)
+    recorder.hold([item.task.task_id for item in claimed])
+    released = 0
+    try:
+        executor.execute(
+            claimed,
+            handler,
+            concurrency=concurrency,
+            timeout=timeout,
+            on_outcome=recorder.add,
+            stop=stop,
+        )
+    finally:
+        try:
+            recorder.close()
+        finally:
+            done = {o.task_id for o in recorder.recorded}
+            unfinished = [i.task.task_id for i in claimed if i.task.task_id not in done]
+            if unfinished:
+                released = len(unfinished)
+                client.coordinator.release(unfinished, worker)
+    order = {item.task.task_id: i for i, item in enumerate(claimed)}
+    outcomes = sorted(recorder.recorded, key=lambda o: order.get(o.task_id or "", len(order)))
+    return outcomes, released
+
+
+def _executor_of(client: Client, executor: Executor | None) -> Executor:
+    return executor if executor is not None else client.executor
+
+
+def _ensure_member(client: Client, fleet: Fleet) -> Fleet:
+    """The fleet with one member from its mold if it (still) has none.
+
+    "Empty" is decided under the store's lock, so concurrent runs of an empty
+    fleet add exactly one member between them.
+    """
+    assert fleet.mold_source is not None
+    from dalfleet.mold import parse_params
+
+    mold = client._load_mold(fleet.mold_source)
+    spawned: list[str] = []
+    try:
+        with client.store.transaction() as fleets:
+            current = fleets.get(fleet.name)
+            if current is None:
+                from dalfleet.client import fleet_not_found
+
+                raise fleet_not_found(fleet.name)
+            if current.member_ids:
+                return current
+            params = parse_params(current.last_create_params)
+            spawned = client._spawn(current.name, mold, 0, 1, params, None)
+            updated = attrs.evolve(current, member_ids=[*current.member_ids, *spawned])
+            fleets[current.name] = updated
+    except BaseException:
+        client._terminate_quietly(spawned)
+        raise
+    return updated
+
+
+def run(
+    client: Client,
+    name: str | None = None,
+    *,
+    handler: Handler | str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+    executor: Executor | None = None,
+    lease: float = DEFAULT_LEASE,
+) -> builtins.list[RunReport]:
+    """Dispatch each fleet's deployed task to every member (all fleets, or the one named).
+
+    Fleets with no deployed task are skipped. A fleet with no members but a mold
+    first gets one member from it (exactly one, however many runs race). Without
+    a handler the task is enqueued in each member's inbox (the reference's
+    behaviour); with one, it runs now on ``executor`` (the client's by default),
+    at most ``concurrency`` at once, each bounded by ``timeout`` seconds, under a
+    ``lease`` renewed while it runs; each member's outcome is recorded once and is
+    in the report.
+
+    Raises:
+        FleetNotFoundError: the named fleet does not exist.
+        InvalidArgumentError: a fleet to run has no members and no mold, or a bad
+            concurrency / timeout / lease.
+        HandlerError: ``handler`` cannot be loaded.
+        MoldError / MoldNotFoundError / CoordinatorError / StoreError: as for add_from_mold.
+        KeyboardInterrupt: Ctrl-C; unfinished tasks were given back first.
+    """
+    from dalfleet.client import _lookup_name, fleet_not_found
+    from dalfleet.validate import show_value
+
+    call = load_handler(handler) if handler is not None else None
+    if call is not None:
+        check_options(concurrency, timeout)
+        lease = check_lease(lease)
+    fleets = client.store.load()
+    if name is not None:
+        _lookup_name(name)
+        if name not in fleets:
+            raise fleet_not_found(name)
+        targets = [fleets[name]]
+    else:
+        targets = [fleets[n] for n in sorted(fleets)]
+    targets = [f for f in targets if f.last_deployed_task]
+    for fleet in targets:
+        if not fleet.member_ids and fleet.mold_source is None:
+            raise InvalidArgumentError(
+                f"fleet {show_value(fleet.name)} has no members and no mold_source; "
+                "add members (add-member, add-from-mold) or create it from a mold first"
+            )
+    reports = []
+    for fleet in targets:
+        if not fleet.member_ids:
+            fleet = _ensure_member(client, fleet)
+        reports.append(
+            _run_fleet(
+                client,
+                fleet,
+                call,
+                concurrency=concurrency,
+                timeout=timeout,
+                progress=progress,
+                executor=executor,
+                lease=lease,
+            )
+        )
+    return reports
+
+
+def _run_fleet(
+    client: Client,
+    fleet: Fleet,
+    handler: Handler | None,
+    *,
+    concurrency: int,
+    timeout: float | None,
+    progress: Progress | None,
+    executor: Executor | None,
+    lease: float,
+) -> RunReport:
+    assert fleet.last_deployed_task is not None
+    started = time.time()
+    task = Task(task_id=new_task_id(), description=fleet.last_deployed_task, fleet=fleet.name)
+    worker = worker_identity() if handler is not None else None
+    dispatched = client.coordinator.dispatch(fleet.member_ids, task, worker=worker, lease=lease)
+    errors: builtins.list[str] = []
+    outcomes: builtins.list[MemberOutcome] = []
+    claimed: builtins.list[ClaimedTask] = []
+    agents = client.coordinator.agents(fleet.member_ids) if handler is not None else {}
+    expires = time.time() + lease
+    for agent_id in fleet.member_ids:
+        got = dispatched.get(agent_id)
+        if got is None or got.task is None:
+            error = got.error if got is not None and got.error else "was not dispatched"
+            errors.append(f"{agent_id}: {error}")
+            outcomes.append(MemberOutcome(agent_id=agent_id, ok=False, status="error", error=error))
+        elif handler is None:
+            outcomes.append(
+                MemberOutcome(agent_id=agent_id, ok=True, status="queued", task_id=got.task.task_id)
+            )
+        else:
+            assert worker is not None
+            claimed.append(ClaimedTask(agents[agent_id], got.task, worker, expires, 1))
+    if handler is None or worker is None:
+        if progress is not None:
+            progress(len(fleet.member_ids), len(fleet.member_ids))
+        return RunReport(
+            fleet_name=fleet.name,
+            members_dispatched=len(fleet.member_ids) - len(errors),
+            errors=errors,
+            task=fleet.last_deployed_task,
+            outcomes=outcomes,
+            started_at=started,
+            finished_at=time.time(),
+            executed=False,
+        )
+    done = [0]
+
+    def recorded(_outcome: MemberOutcome) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], len(claimed))
+
+    finished, _released = _execute(
+        client,
+        _executor_of(client, executor),
+        claimed,
+        handler,
+        worker=worker,
+        lease=lease,
+        concurrency=concurrency,
+        timeout=timeout,
+        on_recorded=recorded,
+        stop=None,
+    )
+    for outcome in finished:
+        outcomes.append(outcome)
+        if not outcome.ok:
+            errors.append(f"{outcome.agent_id}: {outcome.error}")
+    order = {agent_id: i for i, agent_id in enumerate(fleet.member_ids)}
+    outcomes.sort(key=lambda o: order.get(o.agent_id, len(order)))
+    return RunReport(
+        fleet_name=fleet.name,
+        members_dispatched=sum(1 for o in outcomes if o.ok),
+        errors=errors,
+        task=fleet.last_deployed_task,
+        outcomes=outcomes,
+        started_at=started,
+        finished_at=time.time(),
+        executed=True,
+    )
+
+
+def work(
+    client: Client,
+    name: str,
+    handler: Handler | str,
+    *,
+    once: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    timeout: float | None = None,
+    poll_interval: float = 0.5,
+    stop: threading.Event | None = None,
+    max_tasks: int | None = None,
+    on_outcome: Callable[[MemberOutcome], None] | None = None,
+    executor: Executor | None = None,
+    lease: float = DEFAULT_LEASE,
+) -> WorkStats:
+    """Execute the fleet members' queued tasks as they arrive, until stopped.
+
+    Claims up to ``concurrency`` tasks at a time with a ``lease`` (renewed while
+    their handlers run), runs them on ``executor`` and records each outcome once.
+    Tasks whose lease expired (their worker died) are claimed like queued ones.
+    A raising handler is a failed task; the worker goes on. With ``once`` it stops
+    when nothing is left to claim, and never runs one task twice; otherwise when
+    ``stop`` is set (the CLI sets it on SIGINT/SIGTERM) or after ``max_tasks``.
+    Tasks claimed but not finished when it stops go back to the queue. The roster
+    is re-read each round, so members added while it runs are served.
+    ``on_outcome`` is called (on a helper thread) after each outcome is recorded.
+
+    Raises:
+        FleetNotFoundError: the fleet does not exist when the worker starts.
+        HandlerError: ``handler`` cannot be loaded.
+        InvalidArgumentError: bad concurrency, timeout, poll interval or lease.
+        StoreError / CoordinatorError: state cannot be read or written.
+        KeyboardInterrupt: Ctrl-C; unfinished tasks were given back first.
+    """
+    from dalfleet.client import _lookup_name, fleet_not_found
+
+    call = load_handler(handler)
+    check_options(concurrency, timeout)
+    seconds = check_lease(lease)
+    if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)):
+        raise InvalidArgumentError(f"poll interval must be > 0 seconds (got {poll_interval!r})")
+    if not poll_interval > 0:
+        raise InvalidArgumentError(f"poll interval must be > 0 seconds (got {poll_interval!r})")
+    fleet = client.store.load().get(_lookup_name(name))
+    if fleet is None:
+        raise fleet_not_found(name)
+    stop_event = stop if stop is not None else threading.Event()
+    chosen = _executor_of(client, executor)
+    me = worker_identity()
+    outcomes: builtins.list[MemberOutcome] = []
+    seen: set[str] = set()
+    released = recovered = 0
+    while not stop_event.is_set():
+        limit = concurrency
+        if max_tasks is not None:
+            limit = min(limit, max_tasks - len(outcomes))
+            if limit <= 0:
+                break
+        fleet = client.store.load().get(name, fleet)
+        claimed = client.coordinator.claim(fleet.member_ids, me, limit, lease=seconds)
+        if once:
+            # A batch never runs a task twice: one whose outcome did not stick is
+            # left for another worker rather than looped on.
+            again = [c.task.task_id for c in claimed if c.task.task_id in seen]
+            if again:
+                client.coordinator.release(again, me)
+                claimed = [c for c in claimed if c.task.task_id not in seen]
+        if not claimed:
+            if once:
+                break
+            stop_event.wait(poll_interval)
+            continue
+        seen.update(c.task.task_id for c in claimed)
+        recovered += sum(1 for c in claimed if c.attempt > 1)
+        finished, gave_back = _execute(
+            client,
+            chosen,
+            claimed,
+            call,
+            worker=me,
+            lease=seconds,
+            concurrency=concurrency,
+            timeout=timeout,
+            on_recorded=on_outcome,
+            stop=stop_event,
+        )
+        outcomes.extend(finished)
+        released += gave_back
+    succeeded = sum(1 for o in outcomes if o.ok)
+    return WorkStats(
+        fleet_name=name,
+        executed=len(outcomes),
+        succeeded=succeeded,
+        failed=len(outcomes) - succeeded,
+        released=released,
+        recovered=recovered,
+        outcomes=outcomes,
+    )
