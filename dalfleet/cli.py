@@ -403,6 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", metavar="SECS", type=_seconds, help="per-task time limit")
     p.add_argument("--poll", metavar="SECS", type=_seconds, help="idle poll interval (0.5)")
     p.add_argument("--max-tasks", metavar="N", type=_whole_number, help="stop after N tasks")
+    p.add_argument(
+        "--lease",
+        metavar="SECS",
+        type=_seconds,
+        help="claim lease, renewed while a task runs; another worker takes over a task "
+        "whose lease ran out (30)",
+    )
 
     p = _sub(
         subs,
@@ -904,6 +911,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         options["poll_interval"] = args.poll
     if args.max_tasks is not None:
         options["max_tasks"] = args.max_tasks
+    if args.lease is not None:
+        options["lease"] = args.lease
     lock = threading.Lock()
 
     def report(outcome: MemberOutcome) -> None:

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,8 +19,7 @@ import pytest
 pytest.importorskip("psycopg", reason="needs 'dalfleet[postgres]' (psycopg)")
 
 from dalfleet.client import Client
-from dalfleet.coordinator.base import TaskState
-from dalfleet.models import AgentSpec, Task
+from dalfleet.coordinator.base import TaskCounts, TaskState
 from dalfleet.store.postgres import PostgresBackend
 from tests.conftest import WORKER_MOLD
 from tests.postgres_server import PostgresServer
@@ -128,25 +127,52 @@ def _kill(procs: Sequence[subprocess.Popen[str]]) -> None:
             proc.wait(timeout=30)
 
 
-def _seed(url: str, agents: int, tasks_each: int, tmp_path: Path) -> tuple[list[str], Path]:
-    with PostgresBackend(url) as backend:
-        ids = backend.coordinator.spawn([AgentSpec(name=f"w_{i}") for i in range(agents)])
-        for n in range(tasks_each):
-            backend.coordinator.dispatch(ids, Task("t", f"job {n}", fleet="w"))
-    agents_file = tmp_path / "agents.txt"
-    agents_file.write_text("\n".join(ids), encoding="utf-8")
-    return ids, agents_file
+HANDLERS = """
+import os, pathlib, time
+
+def work(agent, task):
+    hang = os.environ.get("HANG_DIR")
+    if hang:
+        # The victim: say which task it holds, then never finish it.
+        (pathlib.Path(hang) / agent.agent_id).write_text(str(os.getpid()))
+        time.sleep(3600)
+    time.sleep(float(os.environ.get("DELAY", "0.02")))
+    return {"pid": os.getpid(), "agent": agent.agent_id}
+"""
+
+
+def _project(tmp_path: Path, url: str, members: int) -> tuple[Path, list[str]]:
+    """A host directory with the handler module, and a fleet with one queued task each."""
+    host = tmp_path / "host"
+    (host / "mold").mkdir(parents=True)
+    (host / "mold" / "worker.mold.dal").write_text(WORKER_MOLD, encoding="utf-8")
+    (host / "pg_handlers.py").write_text(HANDLERS, encoding="utf-8")
+    with Client.from_url(url, base=host) as client:
+        ids = client.create_from_mold("w", "worker", members, params={"env": "t"}).member_ids
+        client.deploy("w", "Process logs")
+        client.run("w")  # no handler: enqueue only
+    return host, list(ids)
 
 
 @contextmanager
 def _workers(
-    url: str, agents_file: Path, count: int, *extra: str
+    host: Path, url: str, count: int, *extra: str, **env: str
 ) -> Iterator[list[subprocess.Popen[str]]]:
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.pg.pg_worker", url, str(agents_file), *extra],
-            cwd=ROOT,
-            env=_env(),
+            [
+                sys.executable,
+                "-m",
+                "dalfleet",
+                "worker",
+                "w",
+                "--handler",
+                "pg_handlers:work",
+                *extra,
+            ],
+            cwd=host,
+            env=_env(DALFLEET_URL=url, PYTHONPATH=f"{host}{os.pathsep}{ROOT}", **env),
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
@@ -158,55 +184,78 @@ def _workers(
         _kill(procs)
 
 
-def _wait_exit(procs: Sequence[subprocess.Popen[str]]) -> None:
+def _stop(procs: Sequence[subprocess.Popen[str]]) -> None:
+    """SIGTERM (a clean stop), then check every worker exited 0."""
     for proc in procs:
-        _, err = proc.communicate(timeout=120)
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
+
+
+def _wait_until(
+    what: str, done: Callable[[], bool], procs: Sequence[subprocess.Popen[str]]
+) -> None:
+    deadline = time.monotonic() + 90
+    while not done():
+        for proc in procs:
+            assert proc.poll() is None, f"a worker exited early: {proc.communicate()[1]}"
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.05)
 
 
 def test_three_workers_one_killed_mid_task_every_task_completes(
     pg_url: str, tmp_path: Path
 ) -> None:
-    ids, agents_file = _seed(pg_url, agents=6, tasks_each=2, tmp_path=tmp_path)
+    host, ids = _project(tmp_path, pg_url, members=12)
     hang = tmp_path / "hang"
     hang.mkdir()
     lease = ("--lease", "1.5")
-    with _workers(pg_url, agents_file, 1, *lease, "--hang-dir", str(hang)) as victims:
-        # The victim holds a task; then the others start, and the victim is killed.
-        deadline = time.monotonic() + 60
-        while not list(hang.iterdir()):
-            assert victims[0].poll() is None, victims[0].stderr
-            assert time.monotonic() < deadline, "the victim never claimed a task"
-            time.sleep(0.05)
+    with (
+        PostgresBackend(pg_url) as watcher,
+        _workers(host, pg_url, 1, *lease, "--concurrency", "1", HANG_DIR=str(hang)) as victims,
+    ):
+        _wait_until("the victim holds a task", lambda: any(hang.iterdir()), victims)
         (marker,) = hang.iterdir()
-        lost_task = marker.name
-        with _workers(pg_url, agents_file, 2, *lease, "--delay", "0.05") as others:
+        with _workers(host, pg_url, 2, *lease) as others:
             os.kill(victims[0].pid, signal.SIGKILL)
             victims[0].wait(timeout=30)
-            _wait_exit(others)
-    with PostgresBackend(pg_url) as backend:
-        records = [r for agent_id in ids for r in backend.coordinator.tasks(agent_id)]
+            _wait_until(
+                "every task completed",
+                lambda: watcher.coordinator.task_counts(ids).completed == 12,
+                others,
+            )
+            _stop(others)
+        records = [r for agent_id in ids for r in watcher.coordinator.tasks(agent_id)]
     assert len(records) == 12
     assert all(r.state is TaskState.COMPLETED for r in records)
-    (taken_over,) = [r for r in records if r.task_id == lost_task]
+    (taken_over,) = [r for r in records if r.agent_id == marker.name]
     assert taken_over.attempts == 2
     assert taken_over.result["pid"] != victims[0].pid
-    assert all(r.attempts == 1 for r in records if r.task_id != lost_task)
+    assert all(r.attempts == 1 for r in records if r.agent_id != marker.name)
 
 
 def test_a_server_restart_during_a_drain_loses_no_task(
     pg_server: PostgresServer, pg_url: str, tmp_path: Path
 ) -> None:
-    ids, agents_file = _seed(pg_url, agents=8, tasks_each=5, tmp_path=tmp_path)
+    host, ids = _project(tmp_path, pg_url, members=40)
     with (
         PostgresBackend(pg_url) as watcher,
-        _workers(pg_url, agents_file, 2, "--lease", "5", "--delay", "0.05") as procs,
+        _workers(host, pg_url, 2, "--lease", "5", "--concurrency", "2", DELAY="0.1") as procs,
     ):
-        deadline = time.monotonic() + 60
-        while watcher.coordinator.task_counts(ids).completed < 5:
-            assert time.monotonic() < deadline, "the drain never started"
-            time.sleep(0.05)
+        _wait_until(
+            "the drain started",
+            lambda: watcher.coordinator.task_counts(ids).completed >= 5,
+            procs,
+        )
+        before = watcher.coordinator.task_counts(ids)
         pg_server.restart()
-        _wait_exit(procs)
+        _wait_until(
+            "every task completed",
+            lambda: watcher.coordinator.task_counts(ids).completed == 40,
+            procs,
+        )
+        _stop(procs)
         counts = watcher.coordinator.task_counts(ids)
-    assert counts.completed == 40 and counts.total == 40
+    assert before.completed < 40  # the restart did cut the drain
+    assert counts == TaskCounts(completed=40)
