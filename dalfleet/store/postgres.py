@@ -296,7 +296,8 @@ class PostgresBackend:
 
         Only for work that is safe to repeat. Inside an outer session it simply
         joins it (no retry: the outer transaction is lost with the connection).
-        Keeps trying for ``reconnect_timeout`` seconds (a server restart).
+        When an open connection was cut (a server restart), keeps trying for
+        ``reconnect_timeout`` seconds; a first connection that fails is not retried.
 
         Raises:
             StoreError / CoordinatorError: the database fails, or stays unreachable.
@@ -306,6 +307,9 @@ class PostgresBackend:
                 return work(cur)
         deadline = time.monotonic() + self.reconnect_timeout
         delay = 0.05
+        # Only a cut connection is waited for: a server that was never reached
+        # (a wrong host, a typo) fails at once.
+        cut = self._conn is not None
         while True:
             try:
                 with self.session(error) as cur:
@@ -313,7 +317,8 @@ class PostgresBackend:
             except FleetError as exc:
                 cause = exc.__cause__
                 if (
-                    not isinstance(cause, psycopg.Error)
+                    not cut
+                    or not isinstance(cause, psycopg.Error)
                     or not _broken(cause, self._conn)
                     or time.monotonic() + delay > deadline
                 ):
