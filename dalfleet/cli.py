@@ -407,8 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--lease",
         metavar="SECS",
         type=_seconds,
-        help="claim lease, renewed while a task runs; another worker takes over a task "
-        "whose lease ran out (30)",
+        help="claim tasks for SECS, renewed while they run; a dead worker's tasks "
+        "are taken over when it expires (30)",
     )
 
     p = _sub(

@@ -346,6 +346,66 @@ def test_database_from_a_newer_dalfleet_is_refused(tmp_path: Path) -> None:
         LocalCoordinator(tmp_path).status(["agent_x"])
 
 
+V1_SCHEMA = (
+    "CREATE TABLE agents (agent_id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+    "spec_json TEXT NOT NULL, state TEXT NOT NULL, created_at REAL NOT NULL, "
+    "terminated_at REAL)",
+    "CREATE TABLE tasks (seq INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT NOT NULL UNIQUE, "
+    "agent_id TEXT NOT NULL, description TEXT NOT NULL, priority TEXT NOT NULL, "
+    "coordination_type TEXT NOT NULL, fleet TEXT, state TEXT NOT NULL, claimed_by TEXT, "
+    "result_json TEXT, error TEXT, enqueued_at REAL NOT NULL, started_at REAL, "
+    "finished_at REAL)",
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, agent_id TEXT NOT NULL, "
+    "kind TEXT NOT NULL, detail TEXT NOT NULL, at REAL NOT NULL)",
+)
+
+
+def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = db_path(tmp_path)
+    path.parent.mkdir()
+    spec = json.dumps({"name": "a", "metadata": {}})
+    ext = json.dumps({"name": "agent_ext", "metadata": {"external": "true"}})
+    conn = sqlite3.connect(path)
+    for statement in V1_SCHEMA:
+        conn.execute(statement)
+    conn.executemany(
+        "INSERT INTO agents VALUES (?, ?, ?, ?, 0, NULL)",
+        [("agent_a", "a", spec, "alive"), ("agent_ext", "agent_ext", ext, "terminated")],
+    )
+    conn.executemany(
+        "INSERT INTO tasks (task_id, agent_id, description, priority, coordination_type, "
+        "state, claimed_by, result_json, enqueued_at) "
+        "VALUES (?, ?, 'd', 'medium', 'td', ?, ?, ?, 0)",
+        [
+            ("t_queued", "agent_a", "queued", None, None),
+            ("t_running", "agent_a", "running", "gone:1:x", None),
+            ("t_done", "agent_a", "done", "w", '"ok"'),
+            ("t_cancelled", "agent_ext", "cancelled", None, None),
+        ],
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with LocalCoordinator(tmp_path) as coord:
+        states = {
+            t: coord.task(t).state for t in ("t_queued", "t_running", "t_done", "t_cancelled")
+        }  # type: ignore[union-attr]
+        assert states == {
+            "t_queued": "pending",
+            "t_running": "running",
+            "t_done": "completed",
+            "t_cancelled": "failed",
+        }
+        # A version-1 claim had no lease: it is taken over at once.
+        taken = {c.task.task_id for c in coord.claim(["agent_a"], "w2", 5)}
+        assert taken == {"t_queued", "t_running"}
+        # The external agent may come back.
+        assert coord.dispatch(["agent_ext"], TASK)["agent_ext"].ok
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    conn.close()
+
+
 # -- storage settings and speed -----------------------------------------------------
 
 

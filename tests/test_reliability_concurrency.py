@@ -185,7 +185,7 @@ def test_writers_creating_the_fleet_file_together_lose_nothing(tmp_path: Path) -
 
 COORDINATOR_WORKER = """
     import json, sys
-    from dalfleet.coordinator import LocalCoordinator, worker_identity
+    from dalfleet.coordinator import LocalCoordinator, TaskOutcome, worker_identity
     from dalfleet.models import AgentSpec, Task
 
     base, me, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -199,15 +199,15 @@ COORDINATOR_WORKER = """
         own = coord.spawn([AgentSpec(f"p{me}_{r}_{j}") for j in range(5)])
         report["spawned"] += own
         out = coord.dispatch(pool, Task("template", f"p{me} round {r}"))
-        assert all(not isinstance(t, str) for t in out.values()), out
-        report["dispatched"] += [t.task_id for t in out.values()]
+        assert all(r.ok for r in out.values()), out
+        report["dispatched"] += [r.task.task_id for r in out.values()]
         for claimed in coord.claim(pool, worker, 7):
-            coord.finish(claimed.task.task_id, ok=True, result=worker)
+            coord.finish(TaskOutcome(claimed.task.task_id, ok=True, result=worker), worker)
             report["taken"].append(claimed.task.task_id)
         coord.terminate(own[:1])
         report["terminated"] += own[:1]
         late = coord.dispatch(own[:2], Task("template", "late"))
-        assert isinstance(late[own[0]], str) and not isinstance(late[own[1]], str)
+        assert not late[own[0]].ok and late[own[1]].ok
     print(json.dumps(report))
 """
 
@@ -232,9 +232,9 @@ def test_processes_spawning_dispatching_and_claiming_at_once_keep_counts(
         assert sorted(taken + rest) == sorted(dispatched)
         for r in reports:
             for task_id in r["taken"]:
-                record = coord.task_record(task_id)
+                record = coord.task(task_id)
                 assert record is not None
-                assert (record["state"], record["claimed_by"]) == ("done", r["worker"])
+                assert (record.state, record.worker) == ("completed", r["worker"])
         spawned = [a for r in reports for a in r["spawned"]]
         terminated = {a for r in reports for a in r["terminated"]}
         assert len(set(spawned)) == len(spawned) == WRITERS * rounds * 5

@@ -79,7 +79,7 @@ def test_any_exception_is_one_failed_outcome_recorded_once(
     [report] = client.run("w", handler=handler)
     by_id = {o.agent_id: o for o in report.outcomes}
     assert (by_id[bad].ok, by_id[bad].status, by_id[bad].error) == (False, "error", expected)
-    assert by_id[bad].traceback is not None and "handler" in by_id[bad].traceback
+    assert "handler" in (by_id[bad].traceback or "")
     assert all(by_id[m].ok for m in members if m != bad)
     assert report.errors == [f"{bad}: {expected}"]
     assert counts(client, members) == TaskCounts(completed=3, failed=1)

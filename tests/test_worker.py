@@ -234,3 +234,25 @@ def test_a_result_that_cannot_be_stored_as_json_is_kept_as_text(base: Path) -> N
     stats = fleet.work("w", lambda agent, task: deep, base, once=True)
     assert stats.succeeded == 1
     assert fleet.health("w", base).members[0].completed_tasks == 1
+
+
+def test_the_cli_worker_takes_a_lease(base: Path) -> None:
+    queued(base, 2)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "dalfleet", "worker", "w", *args],
+            cwd=base,
+            env=env_with(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    refused = cli("--handler", "dalfleet.handlers:echo", "--once", "--lease", "0")
+    assert refused.returncode != 0 and "lease" in refused.stderr
+    done = cli("--handler", "dalfleet.handlers:echo", "--once", "--lease", "5")
+    assert done.returncode == 0, done.stderr
+    with Client.for_base(base) as client:
+        members = list(client.show("w").member_ids)  # type: ignore[union-attr]
+        assert client.coordinator.task_counts(members).completed == 2

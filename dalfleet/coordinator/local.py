@@ -110,8 +110,10 @@ _MIGRATIONS: Final = {
         "ALTER TABLE agents ADD COLUMN external INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE tasks ADD COLUMN lease_expires_at REAL",
-        "UPDATE agents SET external = 1 WHERE state = 'unknown' "
-        "AND json_extract(spec_json, '$.metadata.external') = 'true'",
+        # Version 1 marked agents from elsewhere only by their stand-in spec.
+        "UPDATE agents SET external = 1 WHERE name = agent_id "
+        "AND json_extract(spec_json, '$.metadata.external') = 'true' "
+        "AND COALESCE(json_extract(spec_json, '$.mold_name'), '') = ''",
         "UPDATE tasks SET state = 'pending' WHERE state = 'queued'",
         "UPDATE tasks SET state = 'completed' WHERE state = 'done'",
         "UPDATE tasks SET state = 'failed', "

@@ -214,12 +214,28 @@ class LocalExecutor:
                 return failed_outcome(item, exc, time.perf_counter() - started)
             return ok_outcome(item, result, time.perf_counter() - started)
 
+        def deliver(outcome: MemberOutcome) -> None:
+            if stopped:
+                return  # the caller has given this task back already
+            outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+
         async def one(item: ClaimedTask) -> None:
             async with semaphore:
                 if stopped:
                     return
                 started = time.perf_counter()
                 jobs: list[_Job] = []
+                if timeout is None:  # no timer, so no second task to race against it
+                    try:
+                        outcome = await guarded(item, jobs)
+                    except asyncio.CancelledError:
+                        for job in jobs:
+                            self._pool.abandon(job)
+                        raise
+                    deliver(outcome)
+                    return
                 inner = asyncio.ensure_future(guarded(item, jobs))
                 try:
                     done, _ = await asyncio.wait({inner}, timeout=timeout)
@@ -238,11 +254,7 @@ class LocalExecutor:
                     for job in jobs:
                         self._pool.abandon(job)
                     outcome = timeout_outcome(item, timeout, time.perf_counter() - started)
-                if stopped:
-                    return  # the caller has given this task back already
-                outcomes.append(outcome)
-                if on_outcome is not None:
-                    on_outcome(outcome)
+                deliver(outcome)
 
         jobs = [asyncio.ensure_future(one(item)) for item in claimed]
         if stop is None:
