@@ -29,6 +29,7 @@ from dalfleet.coordinator import base
 from dalfleet.coordinator.base import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
+    EXTERNAL_KEY,
     TERMINATED_ERROR,
     AgentStatus,
     ClaimedTask,
@@ -211,30 +212,38 @@ class PostgresCoordinator:
         ids = unique_ids(agent_ids)
         if not ids:
             return
-        with self.backend.session(CoordinatorError) as cur:
+
+        def work(cur: Cursor[Any]) -> None:
             stamp = base.now()
             gone = cur.execute(
                 "UPDATE dalfleet_agents SET state = %s, terminated_at = %s "
                 "WHERE agent_id = ANY(%s) AND state <> %s "
-                f"RETURNING agent_id, spec -> 'lifecycle' ->> '{ON_DESTROY}'",
+                "RETURNING agent_id, spec",
                 (_TERMINATED, stamp, ids, _TERMINATED),
             ).fetchall()
             if not gone:
                 return
-            cur.executemany(
+            # Read in Python, not with SQL's JSON operators: those refuse a \u0000.
+            hooks = [
+                (agent_id, (spec.get("lifecycle") or {}).get(ON_DESTROY)) for agent_id, spec in gone
+            ]
+            cur.execute(
                 "UPDATE dalfleet_tasks SET state = 'failed', error = %s::json, finished_at = %s "
-                "WHERE agent_id = %s AND state = 'pending'",
-                [(_json_text(TERMINATED_ERROR), stamp, agent_id) for agent_id, _ in gone],
+                "WHERE agent_id = ANY(%s) AND state = 'pending'",
+                (_json_text(TERMINATED_ERROR), stamp, [agent_id for agent_id, _ in gone]),
             )
             cur.executemany(
                 "INSERT INTO dalfleet_events (agent_id, kind, detail, at) "
                 "VALUES (%s, %s, %s::json, %s)",
                 [
                     (agent_id, ON_DESTROY, _json_text(hook), stamp)
-                    for agent_id, hook in gone
-                    if hook is not None
+                    for agent_id, hook in hooks
+                    if isinstance(hook, str)
                 ],
             )
+
+        # Idempotent, so safe to repeat on a new connection after a server restart.
+        self.backend.retrying(CoordinatorError, work)
 
     def agents(self, agent_ids: Sequence[str]) -> dict[str, Agent]:
         """The known agents among ``agent_ids``, in input order.
@@ -334,10 +343,9 @@ class PostgresCoordinator:
         with self.backend.session(CoordinatorError) as cur:
             stamp = base.now()
             known = {
-                agent_id: (state, bool(external))
-                for agent_id, state, external in cur.execute(
-                    "SELECT agent_id, state, coalesce(spec -> 'metadata' ->> 'external', '') "
-                    "= 'true' FROM dalfleet_agents WHERE agent_id = ANY(%s)",
+                agent_id: (state, (spec.get("metadata") or {}).get(EXTERNAL_KEY) == "true")
+                for agent_id, state, spec in cur.execute(
+                    "SELECT agent_id, state, spec FROM dalfleet_agents WHERE agent_id = ANY(%s)",
                     (ids,),
                 )
             }

@@ -277,12 +277,11 @@ class PostgresBackend:
                 raise self._error(error, exc) from exc
             except SchemaTooNewError as exc:
                 raise error(str(exc)) from None
-            except Exception:
-                raise
-            except BaseException:
-                # Ctrl-C or a signal mid-query: drop the connection rather than
-                # trust its state; the server rolls the transaction back.
-                self._drop()
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    # Ctrl-C or a signal mid-query: drop the connection rather than
+                    # trust its state; the server rolls the transaction back.
+                    self._drop()
                 raise
             finally:
                 self._depth = 0

@@ -265,3 +265,15 @@ def test_a_server_restart_is_survived(pg_server: object, backend: PostgresBacken
     assert len(coordinator.claim(ids, "w1", 5)) == 1
     assert coordinator.task_counts(ids) == TaskCounts(running=1, completed=1)
     assert backend.store.load() == {}
+
+
+def test_lifecycle_hooks_are_recorded_never_run(
+    coordinator: PostgresCoordinator, tmp_path: object
+) -> None:
+    hooks = {"on_create": "touch /tmp/never-created", "on_destroy": "echo 'bye' \x00"}
+    (agent_id,) = coordinator.spawn([AgentSpec(name="w_0", lifecycle=hooks)])
+    coordinator.terminate([agent_id])
+    assert coordinator.events(agent_id) == [
+        ("on_create", hooks["on_create"]),
+        ("on_destroy", hooks["on_destroy"]),
+    ]
