@@ -792,10 +792,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_health(args: argparse.Namespace) -> int:
     with _client(args) as client:
         health = client.health(args.name)
+        # The fleet's queue as a whole, so a watcher on any host sees a drain progress.
+        counts = client.coordinator.task_counts([m.agent_id for m in health.members])
     if args.json:
         from dalfleet.dal import health_map
 
-        _print_json({**health_map(health), "alive_count": health.alive_count})
+        _print_json(
+            {
+                **health_map(health),
+                "alive_count": health.alive_count,
+                "pending_tasks": counts.pending,
+                "running_tasks": counts.running,
+                "completed_tasks": counts.completed,
+                "failed_tasks": counts.failed,
+            }
+        )
         return EXIT_OK
     _out(f"Fleet: {health.name}")
     _out(f"  Members: {health.member_count}")

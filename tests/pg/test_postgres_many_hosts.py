@@ -77,6 +77,11 @@ def test_two_hosts_in_different_directories_share_one_url(pg_url: str, tmp_path:
     assert doc["last_deployed_task"] == "Process logs"
     listed = _cli(host_b, "list", env=_env(DALFLEET_URL=pg_url))
     assert "  w  (3 agents)" in listed.stdout
+    # A run on one host queues tasks that a watcher on the other host sees.
+    assert _cli(host_b, "run", "w", "--url", pg_url).returncode == 0
+    health = json.loads(_cli(host_a, "--url", pg_url, "health", "w", "--json").stdout)
+    assert (health["pending_tasks"], health["running_tasks"]) == (3, 0)
+    assert (health["completed_tasks"], health["failed_tasks"]) == (0, 0)
     # With a URL nothing is written under .dal/ on either host.
     assert [p.name for p in host_a.iterdir()] == ["mold"] and list(host_b.iterdir()) == []
     # Without it, each directory is its own project again.
