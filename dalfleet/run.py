@@ -436,7 +436,10 @@ def _idle(
     if wait_for_tasks is None:
         stop.wait(poll_interval)
         return
-    wait_for_tasks(agent_ids, timeout=_IDLE_SLICE)
+    # Slices only so that a stop request is seen within a second; a NOTIFY (or an
+    # expiring lease) ends the wait at once.
+    while not stop.is_set() and not wait_for_tasks(agent_ids, timeout=_IDLE_SLICE):
+        pass
 
 
 def work(

@@ -717,10 +717,13 @@ class PostgresCoordinator:
                 conn = self._listening()
                 # LISTEN is active before this check, so nothing dispatched after it is missed.
                 row = conn.execute(
-                    "SELECT count(*) FILTER (WHERE state = 'pending' OR lease_expires_at <= %s), "
-                    "min(lease_expires_at) FILTER (WHERE state = 'running') "
-                    "FROM dalfleet_tasks WHERE agent_id = ANY(%s) "
-                    "AND state IN ('pending', 'running')",
+                    # What claim() could take: tasks of agents that are not terminated.
+                    "SELECT count(*) FILTER (WHERE t.state = 'pending' "
+                    "OR t.lease_expires_at <= %s), "
+                    "min(t.lease_expires_at) FILTER (WHERE t.state = 'running') "
+                    "FROM dalfleet_tasks AS t JOIN dalfleet_agents AS a "
+                    "ON a.agent_id = t.agent_id WHERE t.agent_id = ANY(%s) "
+                    "AND a.state <> 'terminated' AND t.state IN ('pending', 'running')",
                     (base.now(), ids),
                 ).fetchone()
                 ready, next_expiry = (row[0], row[1]) if row is not None else (0, None)

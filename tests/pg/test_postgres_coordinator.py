@@ -277,3 +277,16 @@ def test_lifecycle_hooks_are_recorded_never_run(
         ("on_create", hooks["on_create"]),
         ("on_destroy", hooks["on_destroy"]),
     ]
+
+
+def test_waiting_ignores_what_no_claim_could_take(
+    coordinator: PostgresCoordinator, clock: Clock
+) -> None:
+    """A running task of a terminated agent, its lease expired, wakes no one."""
+    ids = _spawn(coordinator, 1)
+    coordinator.dispatch(ids, TASK)
+    coordinator.claim(ids, "gone", 1, lease=1)
+    coordinator.terminate(ids)
+    clock.at += 5
+    assert coordinator.claim(ids, "w", 1) == []
+    assert coordinator.wait_for_tasks(ids, timeout=0.01) is False
