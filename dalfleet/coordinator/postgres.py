@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -55,7 +56,11 @@ from dalfleet.coordinator.base import (
 )
 from dalfleet.errors import CoordinatorError
 from dalfleet.models import Agent, AgentSpec, AgentState, Task
-from dalfleet.store.postgres import NOTIFY_CHANNEL, PostgresBackend, SchemaTooNewError
+from dalfleet.store.postgres import (
+    NOTIFY_CHANNEL,
+    PostgresBackend,
+    SchemaTooNewError,
+)
 
 if TYPE_CHECKING:
     from psycopg import Cursor
@@ -132,6 +137,8 @@ class PostgresCoordinator:
         self.max_attempts = check_max_attempts(max_attempts)
         self._listen_lock = threading.Lock()
         self._listener: psycopg.Connection[Any] | None = None
+        self._listener_pid = os.getpid()
+        self._inherited: list[psycopg.Connection[Any]] = []
 
     @classmethod
     def from_url(
@@ -712,6 +719,7 @@ class PostgresCoordinator:
         """
         ids = unique_ids(agent_ids)
         deadline = time.monotonic() + max(0.0, timeout)
+        self._after_fork()
         with self._listen_lock:
             try:
                 conn = self._listening()
@@ -750,6 +758,15 @@ class PostgresCoordinator:
             except SchemaTooNewError as exc:
                 raise CoordinatorError(str(exc)) from None
 
+    def _after_fork(self) -> None:
+        if self._listener_pid != os.getpid():
+            # Inherited through fork(): the parent's LISTEN session and lock are not ours.
+            self._listen_lock = threading.Lock()
+            if self._listener is not None:
+                self._inherited.append(self._listener)
+                self._listener = None
+            self._listener_pid = os.getpid()
+
     def _listening(self) -> psycopg.Connection[Any]:
         conn = self._listener
         if conn is not None and not conn.closed and not conn.broken:
@@ -768,6 +785,7 @@ class PostgresCoordinator:
 
     def close_listener(self) -> None:
         """Close the ``LISTEN`` connection, if any. Never raises."""
+        self._after_fork()
         with self._listen_lock:
             self._drop_listener()
 

@@ -108,7 +108,7 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
 }
 
 _T = TypeVar("_T")
-# The server's clock, in epoch seconds: every host compares leases against one clock.
+# The server's clock in epoch seconds, for the fleets' updated_at column.
 NOW_SQL: Final = "extract(epoch from clock_timestamp())::double precision"
 
 
@@ -200,9 +200,11 @@ class PostgresBackend:
     def _guard(self) -> Iterator[None]:
         pid = os.getpid()
         if pid != self._pid:
-            # A forked child must not use (or close) the parent's connection socket.
+            # A forked child must not use the parent's connection socket.
             self._lock = threading.RLock()
             if self._conn is not None:
+                # Kept, never used or closed: psycopg does not end a session it
+                # inherited, so the parent's stays open.
                 self._inherited.append(self._conn)
                 self._conn = None
             self._depth = 0

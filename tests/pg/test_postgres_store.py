@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import threading
 from pathlib import Path
 
@@ -186,3 +188,29 @@ def test_an_unsupported_url_is_refused() -> None:
         Client.from_url("mysql://u:pw@host/db")
     with pytest.raises(InvalidArgumentError):
         Client.from_url("   ")
+
+
+def test_a_forked_child_leaves_the_parents_session_alone(backend: PostgresBackend) -> None:
+    with backend.store.transaction() as fleets:
+        fleets["w"] = Fleet("w")
+    backend.coordinator.wait_for_tasks(["a"], timeout=0)  # a LISTEN session too
+    pid = os.fork()
+    if pid == 0:  # the child: use the backend, then drop what it inherited
+        code = 1
+        try:
+            with backend.store.transaction() as fleets:
+                fleets["child"] = Fleet("child")
+            backend.coordinator.wait_for_tasks(["a"], timeout=0)
+            backend._inherited.clear()
+            backend.coordinator._inherited.clear()
+            gc.collect()  # libpq says goodbye on the inherited sockets now
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent's own sessions still work, without reconnecting.
+    conn = backend._conn
+    assert sorted(backend.store.load()) == ["child", "w"]
+    assert backend._conn is conn
+    assert backend.coordinator.wait_for_tasks(["a"], timeout=0) is False
