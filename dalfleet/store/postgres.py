@@ -400,6 +400,14 @@ class PostgresStore:
         """Close the backend's connections; the next call reconnects. Never raises."""
         self.backend.close()
 
+    def shares_transactions_with(self, coordinator: object) -> bool:
+        """True when ``coordinator``'s calls inside :meth:`transaction` join it (it is
+        this backend's coordinator), so a change of fleets and agents can be made in
+        one transaction: e.g. terminate the members a scale-down removes inside the
+        block, which no other store allows without risking a ghost. Never raises.
+        """
+        return coordinator is not None and coordinator is self.backend._coordinator
+
     def load(self) -> dict[str, Fleet]:
         """A snapshot of every fleet, by name (retried across a server restart).
 

@@ -78,6 +78,21 @@ def test_spawn_inside_a_store_transaction_is_the_same_transaction(
     assert backend.store.load() == {}
 
 
+def test_terminate_inside_the_transaction_is_undone_with_it(backend: PostgresBackend) -> None:
+    coordinator = backend.coordinator
+    assert backend.store.shares_transactions_with(coordinator)
+    assert not backend.store.shares_transactions_with(PostgresBackend(backend.url).coordinator)
+    ids = coordinator.spawn([AgentSpec(name="w_0"), AgentSpec(name="w_1")])
+    with backend.store.transaction() as fleets:
+        fleets["w"] = Fleet("w", member_ids=ids)
+    with pytest.raises(RuntimeError), backend.store.transaction() as fleets:
+        fleets["w"] = Fleet("w", member_ids=ids[:1])
+        coordinator.terminate(ids[1:])
+        raise RuntimeError("interrupted")
+    assert backend.store.load()["w"].member_ids == ids
+    assert {s.state.value for s in coordinator.status(ids).values()} == {"alive"}
+
+
 def test_an_interrupt_leaves_no_transaction_and_no_lock(backend: PostgresBackend) -> None:
     with pytest.raises(KeyboardInterrupt), backend.store.transaction() as fleets:
         fleets["w"] = Fleet("w")
