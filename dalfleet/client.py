@@ -486,11 +486,22 @@ class Client:
             return False
         with self.store.transaction() as fleets:
             removed = fleets.pop(name, None)
+            if removed is not None and teardown and self._one_transaction():
+                self.coordinator.terminate(removed.member_ids)
+                teardown = False  # done, in the same transaction
         if removed is None:
             return False
         if teardown:
             self.coordinator.terminate(removed.member_ids)
         return True
+
+    def _one_transaction(self) -> bool:
+        """True when coordinator calls inside a store transaction join it (one
+        database holds both), so fleets and agents change together or not at all.
+        Otherwise agents are terminated only after the fleet no longer lists them,
+        so an interrupt can leave an orphan, never a ghost."""
+        shares = getattr(self.store, "shares_transactions_with", None)
+        return bool(shares is not None and shares(self.coordinator))
 
     def scale(self, name: str, n: int, *, progress: Progress | None = None) -> Fleet:
         """Set the fleet's size to ``n``.
@@ -525,6 +536,9 @@ class Client:
                 if size < have:
                     removed = current.member_ids[size:]
                     fleet = attrs.evolve(current, member_ids=current.member_ids[:size])
+                    if self._one_transaction():
+                        self.coordinator.terminate(removed)
+                        removed = []  # done, in the same transaction
                 else:
                     if mold is None or current.mold_source is None:
                         mold = self._mold_for_scale_up(current)

@@ -229,3 +229,15 @@ def test_a_forked_child_leaves_the_parents_session_alone(backend: PostgresBacken
     assert sorted(backend.store.load()) == ["child", "w"]
     assert backend._conn is conn
     assert backend.coordinator.wait_for_tasks(["a"], timeout=0) is False
+
+
+def test_scale_down_and_teardown_terminate_in_the_fleets_transaction(
+    pg_url: str, base: Path
+) -> None:
+    with Client.from_url(pg_url, base=base) as client:
+        members = client.create_from_mold("w", "worker", 3, params={"env": "t"}).member_ids
+        assert client.scale("w", 1).member_ids == members[:1]
+        states = client.coordinator.status(members)
+        assert [states[m].state.value for m in members] == ["alive", "terminated", "terminated"]
+        assert client.delete("w", teardown=True) is True
+        assert client.coordinator.status(members[:1])[members[0]].state.value == "terminated"
