@@ -54,6 +54,7 @@ from dalfleet.coordinator.base import (
     storable_text,
     unique_ids,
 )
+from dalfleet.coordinator.memory import ON_CREATE, ON_DESTROY
 from dalfleet.errors import CoordinatorError
 from dalfleet.models import Agent, AgentSpec, AgentState, Task
 from dalfleet.store.postgres import (
@@ -67,8 +68,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresCoordinator"]
 
-ON_CREATE: Final = "on_create"
-ON_DESTROY: Final = "on_destroy"
 _PENDING: Final = TaskState.PENDING.value
 _RUNNING: Final = TaskState.RUNNING.value
 _TERMINATED: Final = AgentState.TERMINATED.value
@@ -153,7 +152,10 @@ class PostgresCoordinator:
         Raises:
             InvalidArgumentError: ``max_attempts`` is not an int >= 1.
         """
-        return cls(PostgresBackend(url, trust_level=trust_level), max_attempts=max_attempts)
+        backend = PostgresBackend(url, trust_level=trust_level)
+        coordinator = cls(backend, max_attempts=max_attempts)
+        backend.attach(coordinator)
+        return coordinator
 
     @property
     def trust_level(self) -> str:

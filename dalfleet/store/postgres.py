@@ -170,6 +170,11 @@ class PostgresBackend:
             self._coordinator = PostgresCoordinator(self)
         return self._coordinator
 
+    def attach(self, coordinator: PostgresCoordinator) -> None:
+        """Make ``coordinator`` (built on this backend, e.g. with another
+        ``max_attempts``) the one ``.coordinator`` returns. Never raises."""
+        self._coordinator = coordinator
+
     @property
     def location(self) -> str:
         """The URL without its password."""

@@ -290,3 +290,13 @@ def test_waiting_ignores_what_no_claim_could_take(
     clock.at += 5
     assert coordinator.claim(ids, "w", 1) == []
     assert coordinator.wait_for_tasks(ids, timeout=0.01) is False
+
+
+def test_from_url_gives_the_backends_coordinator(pg_url: str) -> None:
+    coordinator = PostgresCoordinator.from_url(pg_url, max_attempts=5)
+    try:
+        assert coordinator.backend.coordinator is coordinator
+        assert coordinator.backend.store.shares_transactions_with(coordinator)
+        assert coordinator.max_attempts == 5 and coordinator.agent_ids() == []
+    finally:
+        coordinator.close()
