@@ -19,7 +19,7 @@ import builtins
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -51,6 +51,10 @@ if TYPE_CHECKING:
 __all__ = ["WorkStats", "run", "work"]
 
 
+def _outcome_tuple(outcomes: Iterable[MemberOutcome]) -> tuple[MemberOutcome, ...]:
+    return tuple(outcomes)
+
+
 @attrs.frozen
 class WorkStats:
     """What a worker did before it stopped.
@@ -65,7 +69,7 @@ class WorkStats:
     failed: int
     released: int
     recovered: int = 0
-    outcomes: list[MemberOutcome] = attrs.field(factory=list)
+    outcomes: tuple[MemberOutcome, ...] = attrs.field(default=(), converter=_outcome_tuple)
 
 
 class _Recorder:
@@ -538,5 +542,5 @@ def work(
         failed=len(outcomes) - succeeded,
         released=released,
         recovered=recovered,
-        outcomes=outcomes,
+        outcomes=tuple(outcomes),
     )

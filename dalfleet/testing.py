@@ -159,6 +159,17 @@ class CoordinatorContract:
         assert list(stored.capabilities) == ["read", "write"]
         assert dict(stored.metadata) == {"env": "prod"}
 
+    def test_agent_ids_lists_every_agent_oldest_first(self, coordinator: Coordinator) -> None:
+        assert coordinator.agent_ids() == []
+        first = coordinator.spawn(_specs(3))
+        coordinator.dispatch(["agent_elsewhere"], _TASK)
+        second = coordinator.spawn(_specs(2, "v"))
+        coordinator.terminate([first[1]])
+        assert coordinator.agent_ids() == [*first, "agent_elsewhere", *second]
+        assert coordinator.agent_ids(AgentState.TERMINATED) == [first[1]]
+        assert coordinator.agent_ids(AgentState.ALIVE) == [first[0], first[2], *second]
+        assert coordinator.agent_ids(AgentState.UNKNOWN) == ["agent_elsewhere"]
+
     def test_ids_from_two_spawns_never_collide(self, coordinator: Coordinator) -> None:
         first = coordinator.spawn(_specs(50))
         second = coordinator.spawn(_specs(50))

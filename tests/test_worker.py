@@ -171,7 +171,7 @@ def test_a_killed_workers_task_is_taken_over_when_its_lease_expires(
     (lib / "rolemod.py").write_text(ROLE_HANDLER, encoding="utf-8")
     members = queued(base, 1)
     marker = base / "started"
-    lease = "1.0"
+    lease = "2.0"
 
     def start(role: str) -> subprocess.Popen[str]:
         env = env_with(lib) | {"ROLE": role, "MARKER": str(marker)}
@@ -193,9 +193,9 @@ def test_a_killed_workers_task_is_taken_over_when_its_lease_expires(
             threading.Event().wait(0.05)
         assert marker.exists(), stuck.communicate(timeout=10)
         other = start("taker")
-        # Three lease periods: the stuck worker's heartbeat keeps its claim alive.
+        # Two lease periods: the stuck worker's heartbeat keeps its claim alive.
         with pytest.raises(subprocess.TimeoutExpired):
-            other.wait(timeout=3.0)
+            other.wait(timeout=4.0)
         with Client.for_base(base) as client:
             (record,) = client.coordinator.tasks(members[0])
             assert (record.state, record.attempts) == ("running", 1)
@@ -256,3 +256,38 @@ def test_the_cli_worker_takes_a_lease(base: Path) -> None:
     with Client.for_base(base) as client:
         members = list(client.show("w").member_ids)  # type: ignore[union-attr]
         assert client.coordinator.task_counts(members).completed == 2
+
+
+def test_a_stuck_handler_does_not_keep_a_stopped_worker_alive(
+    base: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import signal
+
+    lib = tmp_path_factory.mktemp("lib")
+    (lib / "rolemod.py").write_text(ROLE_HANDLER, encoding="utf-8")
+    members = queued(base, 1)
+    marker = base / "started"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dalfleet", "worker", "w", "--handler", "rolemod:handle"],
+        cwd=base,
+        env=env_with(lib) | {"ROLE": "stuck", "MARKER": str(marker)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(600):
+            if marker.exists() or proc.poll() is not None:
+                break
+            threading.Event().wait(0.05)
+        assert marker.exists(), proc.communicate(timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)  # the handler's thread is still asleep
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    with Client.for_base(base) as client:
+        (record,) = client.coordinator.tasks(members[0])
+    assert (record.state, record.attempts) == ("pending", 0)  # given back, attempt returned

@@ -9,11 +9,10 @@ Tasks
 -----
 Every dispatched task belongs to one agent and moves through :class:`TaskState`::
 
-    pending --claim--> running --finish(ok)----> completed
-       ^                  |     --finish(error)-> failed
-       |                  +--release / lease expiry (attempts left)
-       +------------------+
-                          +--lease expiry with no attempts left--> failed
+    pending --claim--> running --finish(ok)-----> completed
+       ^                 | |    --finish(error)--> failed
+       +----release------+ +--lease expired--> claimed again by anyone (attempt + 1),
+                                              or failed once max_attempts are used
 
 * A **claim** takes a pending task, or a running task whose lease has expired,
   for one ``worker`` (any string naming the claimant) until ``now + lease``
@@ -207,9 +206,10 @@ class AgentStatus:
 class TaskRecord:
     """One stored task as :meth:`Coordinator.tasks` and :meth:`Coordinator.task` show it.
 
-    ``worker`` and ``lease_expires_at`` describe the current (or last) claim;
-    ``attempts`` counts claims so far; ``error`` is the last error (set on a
-    pending task when a previous attempt failed to finish).
+    ``worker`` and ``lease_expires_at`` describe the current (or last) claim
+    (None while pending); ``attempts`` counts claims so far (a release gives one
+    back); ``result`` is the stored result read back (JSON values), ``error`` the
+    failure text of a failed task.
     """
 
     task: Task
@@ -278,6 +278,17 @@ class Coordinator(Protocol):
 
         Raises:
             InvalidArgumentError: ``agent_ids`` is a string.
+            CoordinatorError: the backend fails.
+        """
+        ...
+
+    def agent_ids(self, state: AgentState | None = None) -> list[str]:
+        """IDs of every agent known here (spawned, or given an inbox by
+        :meth:`dispatch`), oldest first; only those in ``state`` if given.
+
+        Used to find agents no fleet lists (orphans) and terminate them.
+
+        Raises:
             CoordinatorError: the backend fails.
         """
         ...

@@ -165,10 +165,12 @@ class LocalExecutor:
         if not claimed:
             return [], []
         context = contextvars.copy_context()
-        outcomes = _run_coroutine(
+        outcomes, interrupt = _run_coroutine(
             context,
             lambda: self._batch(claimed, call, context, concurrency, timeout, on_outcome, stop),
         )
+        if interrupt is not None:
+            raise interrupt
         return in_order(outcomes, claimed)
 
     def close(self) -> None:
@@ -185,11 +187,14 @@ class LocalExecutor:
         timeout: float | None,
         on_outcome: OutcomeCallback | None,
         stop: threading.Event | None,
-    ) -> list[MemberOutcome]:
+    ) -> tuple[list[MemberOutcome], KeyboardInterrupt | None]:
+        """The outcomes delivered, and the Ctrl-C that stopped the batch (raised by
+        the caller once the loop is closed, so no task is left holding it)."""
         semaphore = asyncio.Semaphore(concurrency)
         is_async = _is_async(handler)
         outcomes: list[MemberOutcome] = []
-        stopped = False
+        interrupts: list[KeyboardInterrupt] = []
+        halted = [False]  # once set, nothing more is delivered or started
 
         async def guarded(item: ClaimedTask, jobs: list[_Job]) -> MemberOutcome:
             started = time.perf_counter()
@@ -215,61 +220,66 @@ class LocalExecutor:
             return ok_outcome(item, result, time.perf_counter() - started)
 
         def deliver(outcome: MemberOutcome) -> None:
-            if stopped:
-                return  # the caller has given this task back already
+            if halted[0]:
+                return  # the caller gives this task back
             outcomes.append(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)
 
+        def abandon(jobs: list[_Job]) -> None:
+            for job in jobs:
+                self._pool.abandon(job)
+
         async def one(item: ClaimedTask) -> None:
             async with semaphore:
-                if stopped:
+                if halted[0]:
                     return
                 started = time.perf_counter()
                 jobs: list[_Job] = []
-                if timeout is None:  # no timer, so no second task to race against it
-                    try:
-                        outcome = await guarded(item, jobs)
-                    except asyncio.CancelledError:
-                        for job in jobs:
-                            self._pool.abandon(job)
-                        raise
-                    deliver(outcome)
-                    return
-                inner = asyncio.ensure_future(guarded(item, jobs))
                 try:
-                    done, _ = await asyncio.wait({inner}, timeout=timeout)
+                    if timeout is None:  # no timer, so no second task to race against it
+                        outcome = await guarded(item, jobs)
+                    else:
+                        inner = asyncio.ensure_future(guarded(item, jobs))
+                        try:
+                            done, _ = await asyncio.wait({inner}, timeout=timeout)
+                        finally:
+                            if not inner.done():
+                                inner.cancel()
+                        if inner in done:
+                            outcome = inner.result()
+                        else:
+                            # Our timer fired (the only way here): a sentinel, not a
+                            # TimeoutError that a handler could raise too.
+                            abandon(jobs)
+                            outcome = timeout_outcome(item, timeout, time.perf_counter() - started)
+                except KeyboardInterrupt as exc:
+                    interrupts.append(exc)
+                    halt()
+                    return
                 except asyncio.CancelledError:
-                    inner.cancel()
-                    for job in jobs:
-                        self._pool.abandon(job)
+                    abandon(jobs)
                     raise
-                if inner in done:
-                    outcome = inner.result()
-                else:
-                    # Our timeout fired (the only way to get here): a sentinel, not
-                    # a TimeoutError a handler could raise too.
-                    assert timeout is not None
-                    inner.cancel()
-                    for job in jobs:
-                        self._pool.abandon(job)
-                    outcome = timeout_outcome(item, timeout, time.perf_counter() - started)
+                if halted[0]:  # stopped while running: a sync handler may still be busy
+                    abandon(jobs)
                 deliver(outcome)
 
-        jobs = [asyncio.ensure_future(one(item)) for item in claimed]
+        tasks = [asyncio.ensure_future(one(item)) for item in claimed]
+
+        def halt() -> None:
+            halted[0] = True
+            for task in tasks:
+                task.cancel()
+
         if stop is None:
-            await asyncio.gather(*jobs)
-            return outcomes
-        pending: set[asyncio.Future[None]] = set(jobs)
-        while pending and not stop.is_set():
-            _, pending = await asyncio.wait(pending, timeout=0.05)
-        stopped = True
-        for job in pending:
-            job.cancel()
-        for result in await asyncio.gather(*jobs, return_exceptions=True):
-            if isinstance(result, KeyboardInterrupt):
-                raise result
-        return list(outcomes)
+            await asyncio.wait(tasks)
+        else:
+            pending: set[asyncio.Task[None]] = set(tasks)
+            while pending and not halted[0] and not stop.is_set():
+                _, pending = await asyncio.wait(pending, timeout=0.05)
+        halt()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return list(outcomes), (interrupts[0] if interrupts else None)
 
 
 def _run_coroutine(context: contextvars.Context, factory: Callable[[], Any]) -> Any:
