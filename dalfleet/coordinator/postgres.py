@@ -809,7 +809,8 @@ class PostgresCoordinator:
         return [(kind, str(detail)) for kind, detail in rows]
 
     def agent_ids(self, state: AgentState | None = None) -> list[str]:
-        """IDs of every agent known here (optionally only those in ``state``), oldest first.
+        """IDs of every agent known here (spawned, or given an inbox by :meth:`dispatch`),
+        oldest first; only those in ``state`` if given (used to find orphans).
 
         Raises:
             CoordinatorError: the database fails.
@@ -821,7 +822,7 @@ class PostgresCoordinator:
             params = (state.value,)
         rows = self.backend.retrying(
             CoordinatorError,
-            lambda cur: cur.execute(sql + " ORDER BY created_at, agent_id", params).fetchall(),
+            lambda cur: cur.execute(sql + " ORDER BY seq", params).fetchall(),
         )
         return [agent_id for (agent_id,) in rows]
 

@@ -71,6 +71,7 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     ),
     2: (
         """CREATE TABLE dalfleet_agents (
+            seq            bigserial NOT NULL UNIQUE,
             agent_id       text PRIMARY KEY,
             spec           json NOT NULL,
             state          text NOT NULL,
