@@ -275,9 +275,10 @@ class PostgresBackend:
                     self._depth -= 1
                 return
             try:
-                conn = self._connection()
-                self._depth = 1
-                with conn.transaction(), conn.cursor() as cur:
+                with contextlib.ExitStack() as stack:
+                    conn = self._begin(stack)
+                    self._depth = 1
+                    cur = stack.enter_context(conn.cursor())
                     yield cur
             except psycopg.Error as exc:
                 if self._conn is not None and (self._conn.broken or self._conn.closed):
@@ -293,6 +294,24 @@ class PostgresBackend:
                 raise
             finally:
                 self._depth = 0
+
+    def _begin(self, stack: contextlib.ExitStack) -> psycopg.Connection[Any]:
+        """Open a transaction on the connection, entered on ``stack``.
+
+        A connection the server cut while it sat idle (a restart) is only found
+        out at ``BEGIN``; nothing has been done yet then, so this reconnects once
+        and begins again, whatever the work is.
+        """
+        conn = self._connection()
+        try:
+            stack.enter_context(conn.transaction())
+        except psycopg.OperationalError:
+            if not (conn.broken or conn.closed):
+                raise
+            self._drop()
+            conn = self._connection()
+            stack.enter_context(conn.transaction())
+        return conn
 
     def in_session(self) -> bool:
         """True when the calling thread is inside a session (its work would join it)."""

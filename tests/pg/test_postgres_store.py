@@ -20,6 +20,7 @@ from dalfleet.models import AgentSpec, Fleet, Revision
 from dalfleet.store.base import Store
 from dalfleet.store.postgres import _MIGRATIONS, SCHEMA_VERSION, PostgresBackend
 from tests.conftest import snapshot
+from tests.postgres_server import PostgresServer
 
 
 def test_backend_serves_the_store_protocol(backend: PostgresBackend) -> None:
@@ -241,3 +242,14 @@ def test_scale_down_and_teardown_terminate_in_the_fleets_transaction(
         assert [states[m].state.value for m in members] == ["alive", "terminated", "terminated"]
         assert client.delete("w", teardown=True) is True
         assert client.coordinator.status(members[:1])[members[0]].state.value == "terminated"
+
+
+def test_a_transaction_after_a_server_restart_reconnects(
+    pg_server: PostgresServer, backend: PostgresBackend
+) -> None:
+    with backend.store.transaction() as fleets:
+        fleets["w"] = Fleet("w")
+    pg_server.restart()  # the idle connection is cut
+    with backend.store.transaction() as fleets:
+        fleets["v"] = Fleet("v")
+    assert sorted(backend.store.load()) == ["v", "w"]
