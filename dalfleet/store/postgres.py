@@ -14,8 +14,9 @@ may start at once), versioned in ``dalfleet_schema``; an older schema is
 upgraded in place, a newer one is refused with a clear error. Text that came
 from users is kept in ``json`` columns, which store it exactly (PostgreSQL
 ``text`` cannot hold a NUL character, a task may). A connection cut by a server
-restart is replaced on the next call; calls that are safe to repeat (reads, and
-the worker's claim/renew/finish) are retried on a new connection.
+restart is replaced when the next transaction begins; a call cut in its middle
+is retried on a new connection when it is safe to repeat (reads, and the
+worker's claim/renew/finish/release).
 """
 
 from __future__ import annotations
