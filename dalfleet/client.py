@@ -163,6 +163,31 @@ class Client:
         )
 
     @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        base: str | os.PathLike[str] | None = None,
+        trust_level: str = "sandboxed",
+        max_count: int = DEFAULT_MAX_COUNT,
+        executor: Executor | None = None,
+    ) -> Client:
+        """A client whose fleets, agents and tasks live at ``url`` (``postgresql://…``).
+
+        Nothing is written under ``.dal/``; molds still resolve against ``base``
+        (``None``: the current directory at call time). Nothing connects yet.
+        ``executor`` is where handlers run (default: the local executor).
+
+        Raises:
+            InvalidArgumentError: the URL is empty or its scheme is not supported.
+            StoreError: the URL needs an extra that is not installed (psycopg).
+        """
+        from dalfleet.backends import open_url
+
+        store, coordinator = open_url(url, trust_level=trust_level)
+        return cls(store, coordinator, base=base, max_count=max_count, executor=executor)
+
+    @classmethod
     def in_memory(
         cls,
         base: str | os.PathLike[str] | None = None,
@@ -479,11 +504,22 @@ class Client:
             return False
         with self.store.transaction() as fleets:
             removed = fleets.pop(name, None)
+            if removed is not None and teardown and self._one_transaction():
+                self.coordinator.terminate(removed.member_ids)
+                teardown = False  # done, in the same transaction
         if removed is None:
             return False
         if teardown:
             self.coordinator.terminate(removed.member_ids)
         return True
+
+    def _one_transaction(self) -> bool:
+        """True when coordinator calls inside a store transaction join it (one
+        database holds both), so fleets and agents change together or not at all.
+        Otherwise agents are terminated only after the fleet no longer lists them,
+        so an interrupt can leave an orphan, never a ghost."""
+        shares = getattr(self.store, "shares_transactions_with", None)
+        return bool(shares is not None and shares(self.coordinator))
 
     def scale(self, name: str, n: int, *, progress: Progress | None = None) -> Fleet:
         """Set the fleet's size to ``n``.
@@ -518,6 +554,9 @@ class Client:
                 if size < have:
                     removed = current.member_ids[size:]
                     fleet = attrs.evolve(current, member_ids=current.member_ids[:size])
+                    if self._one_transaction():
+                        self.coordinator.terminate(removed)
+                        removed = []  # done, in the same transaction
                 else:
                     if mold is None or current.mold_source is None:
                         mold = self._mold_for_scale_up(current)
@@ -624,8 +663,15 @@ class Client:
         namespace: str | None = None,
         labels: Mapping[str, str] | None = None,
         workload: str = "job",
+        handler: str | None = None,
+        url_secret: str | None = None,
+        replicas: int = 1,
     ) -> str:
         """YAML manifests for one fleet or all (see :mod:`dalfleet.export`).
+
+        ``workload="worker"`` (k8s) exports a Deployment of ``replicas`` pods per
+        fleet running ``dalfleet worker FLEET --handler HANDLER``, ``DALFLEET_URL``
+        from the Secret ``url_secret`` (default ``dalfleet-database``, key ``url``).
 
         Raises:
             InvalidArgumentError: unknown format, bad image, namespace, labels or workload.
@@ -656,6 +702,9 @@ class Client:
             namespace=namespace,
             labels=labels,
             workload=workload,
+            handler=handler,
+            replicas=replicas,
+            **({} if url_secret is None else {"url_secret": url_secret}),
         )
 
     def _memory_limit(self, fleet: Fleet) -> str | None:

@@ -11,6 +11,10 @@ structure of the output: they only ever appear as scalar values. See
   ordinal, a headless ``Service`` and an ``apps/v1`` ``StatefulSet`` with one
   replica per member; pod *N* reads member *N*'s agent ID from the file
   ``$DAL_AGENT_ID_FILE``.
+* ``k8s``, workload ``worker``: per fleet an ``apps/v1`` ``Deployment`` running
+  ``dalfleet worker FLEET --handler MODULE:FUNCTION`` against the shared database,
+  whose URL comes from a Secret (``DALFLEET_URL`` via ``secretKeyRef``; see
+  ``docs/many-hosts.md``).
 * ``docker-compose`` (alias ``compose``): one compose document, one service per
   member, no top-level ``version``.
 """
@@ -31,6 +35,7 @@ from dalfleet.mold.model import memory_limit_bytes
 
 __all__ = [
     "DEFAULT_IMAGE",
+    "DEFAULT_URL_SECRET",
     "MANAGED_LABELS",
     "MEMBERS_DIR",
     "WORKLOADS",
@@ -45,7 +50,12 @@ __all__ = [
 DEFAULT_IMAGE = "dal-agent:latest"
 
 #: Values accepted for ``workload``.
-WORKLOADS: tuple[str, ...] = ("job", "statefulset")
+WORKLOADS: tuple[str, ...] = ("job", "statefulset", "worker")
+
+#: In worker mode, the Secret (and its key) holding the database URL.
+DEFAULT_URL_SECRET = "dalfleet-database"
+URL_SECRET_KEY = "url"
+_HANDLER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 
 #: In StatefulSet mode, the directory holding every member's agent ID, one file per
 #: ordinal (``0``, ``1`` …); pod N's own ID is in ``MEMBERS_DIR/N``.
@@ -505,6 +515,77 @@ def _k8s_statefulset(
     return [config_map, service, statefulset]
 
 
+def _check_worker(handler: object, url_secret: object, replicas: object) -> tuple[str, str, int]:
+    """The worker workload's options, checked (see :func:`export_documents`)."""
+    if handler is None:
+        raise InvalidArgumentError(
+            "workload 'worker' needs a handler: the MODULE:FUNCTION the workers run"
+        )
+    if not isinstance(handler, str) or not _HANDLER.fullmatch(handler):
+        raise InvalidArgumentError(
+            f"invalid handler {_show(handler)}: expected MODULE:FUNCTION (e.g. myapp.tasks:handle)"
+        )
+    if (
+        not isinstance(url_secret, str)
+        or len(url_secret) > 253
+        or not _DNS_SUBDOMAIN.fullmatch(url_secret)
+    ):
+        raise InvalidArgumentError(
+            f"invalid secret name {_show(url_secret)}: use a DNS-1123 subdomain "
+            "(lowercase letters, digits, '-' and '.')"
+        )
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= 10000:
+        raise InvalidArgumentError(
+            f"replicas must be a whole number 0-10000, not {_show(replicas)}"
+        )
+    return handler, url_secret, replicas
+
+
+def _k8s_worker(
+    fleet: Fleet,
+    name: str,
+    fleet_labels: dict[str, str],
+    namespace: str | None,
+    image: str,
+    memory: str | None,
+    worker: tuple[str, str, int],
+) -> list[dict[str, Any]]:
+    handler, secret, replicas = worker
+    labels = {**fleet_labels, _COMPONENT_LABEL: "worker"}
+    annotations = {_FLEET_ANNOTATION: fleet.name}
+    selector = {k: labels[k] for k in (_NAME_LABEL, _INSTANCE_LABEL, _COMPONENT_LABEL)}
+    env: list[dict[str, Any]] = [
+        {
+            "name": "DALFLEET_URL",
+            "valueFrom": {"secretKeyRef": {"name": secret, "key": URL_SECRET_KEY}},
+        },
+        *({"name": k, "value": _k8s_env_value(v)} for k, v in _fleet_env(fleet)),
+    ]
+    container = _container(image, env, memory)
+    container["name"] = "worker"
+    # No shell: the fleet name is one argument whatever it holds ($ escaped for $(VAR)).
+    container["command"] = ["dalfleet"]
+    container["args"] = ["worker", _k8s_env_value(fleet.name), "--handler", handler]
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(name, namespace, labels, annotations),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": dict(labels), "annotations": dict(annotations)},
+                "spec": {
+                    # Workers stop cleanly on SIGTERM (claimed tasks are released).
+                    "terminationGracePeriodSeconds": 60,
+                    "containers": [container],
+                },
+            },
+        },
+    }
+    return [deployment]
+
+
 def _k8s_documents(
     fleets: Sequence[Fleet],
     workload: str,
@@ -512,9 +593,14 @@ def _k8s_documents(
     image: str,
     namespace: str | None,
     labels: dict[str, str],
+    worker: tuple[str, str, int] | None = None,
 ) -> list[dict[str, Any]]:
     instances = _instances(fleets)
-    if workload == "statefulset":
+    if workload == "worker":
+        names = [f.name for f in fleets]
+        limits = dict.fromkeys(names, _K8S_NAME_MAX - len("-worker"))
+        bases = {n: f"{b}-worker" for n, b in _unique_names(names, _dns_readable, limits).items()}
+    elif workload == "statefulset":
         names = [f.name for f in fleets]
         bases = _unique_names(names, _dns1035_readable, dict.fromkeys(names, _STATEFULSET_NAME_MAX))
     else:
@@ -528,6 +614,18 @@ def _k8s_documents(
             _COMPONENT_LABEL: "agent",
             _MANAGED_BY_LABEL: "dalfleet",
         }
+        if workload == "worker":
+            assert worker is not None  # checked by export_documents
+            docs += _k8s_worker(
+                fleet,
+                bases[fleet.name],
+                fleet_labels,
+                namespace,
+                image,
+                memory.get(fleet.name),
+                worker,
+            )
+            continue
         build = _k8s_statefulset if workload == "statefulset" else _k8s_jobs
         docs += build(
             fleet, bases[fleet.name], fleet_labels, namespace, image, memory.get(fleet.name)
@@ -582,6 +680,9 @@ def export_documents(
     namespace: str | None = None,
     labels: Mapping[str, str] | None = None,
     workload: str = "job",
+    handler: str | None = None,
+    url_secret: str = DEFAULT_URL_SECRET,
+    replicas: int = 1,
 ) -> list[dict[str, Any]]:
     """Build the export documents for ``fleets`` as plain data.
 
@@ -595,7 +696,13 @@ def export_documents(
         labels: extra labels for every object (compose: every service).
         workload: ``"job"`` (one Job per member) or ``"statefulset"`` (per fleet a
             ConfigMap, a headless Service and a StatefulSet; a fleet without members
-            gets ``replicas: 0``). Compose ignores it.
+            gets ``replicas: 0``) or ``"worker"`` (per fleet a Deployment of
+            ``replicas`` pods running ``dalfleet worker FLEET --handler HANDLER``, with
+            ``DALFLEET_URL`` from key ``url`` of the Secret ``url_secret``). Compose
+            ignores it.
+        handler: ``MODULE:FUNCTION`` the workers run (required for ``worker``).
+        url_secret: the Secret holding the database URL (``worker`` only).
+        replicas: worker pods per fleet (``worker`` only).
 
     Returns:
         k8s: one document per object (a fleet without members has no Job); compose: a
@@ -605,10 +712,16 @@ def export_documents(
         InvalidArgumentError: unknown format or workload; an image that is not an
             image reference; a namespace that is not a DNS-1123 label; a label key or
             value Kubernetes would reject, or one dalfleet sets itself; an invalid
-            memory limit; a fleet given twice.
+            memory limit; a fleet given twice; for ``worker``: no or a malformed
+            handler, a bad secret name or replica count.
     """
     fmt = parse_format(format)
     mode = _parse_workload(workload)
+    worker = (
+        _check_worker(handler, url_secret, replicas)
+        if mode == "worker" and fmt is ExportFormat.K8S
+        else None
+    )
     checked_image = _check_image(image)
     checked_namespace = _check_namespace(namespace)
     checked_labels = _check_labels(labels)
@@ -618,7 +731,7 @@ def export_documents(
         return []
     if fmt is ExportFormat.K8S:
         return _k8s_documents(
-            targets, mode, memory, checked_image, checked_namespace, checked_labels
+            targets, mode, memory, checked_image, checked_namespace, checked_labels, worker
         )
     return [_compose_document(targets, memory, checked_image, checked_labels)]
 
@@ -665,6 +778,9 @@ def export_yaml(
     namespace: str | None = None,
     labels: Mapping[str, str] | None = None,
     workload: str = "job",
+    handler: str | None = None,
+    url_secret: str = DEFAULT_URL_SECRET,
+    replicas: int = 1,
 ) -> str:
     """The documents of :func:`export_documents` as YAML text.
 
@@ -683,6 +799,9 @@ def export_yaml(
         namespace=namespace,
         labels=labels,
         workload=workload,
+        handler=handler,
+        url_secret=url_secret,
+        replicas=replicas,
     )
     if not docs:
         return ""

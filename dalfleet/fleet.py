@@ -68,7 +68,12 @@ def _build(
     base: Base,
     memory: bool,
     executor: Executor | None = None,
+    url: str | None = None,
 ) -> Client:
+    if url is not None:
+        if client is not None or store is not None or coordinator is not None or memory:
+            raise TypeError("url= already chooses the store and the coordinator")
+        return Client.from_url(url, base=base, executor=executor)
     if isinstance(client, (str, os.PathLike)):
         # Shorthands: "memory", or a project directory.
         if client == "memory":
@@ -102,18 +107,23 @@ def configure(
     base: Base = None,
     memory: bool = False,
     executor: Executor | None = None,
+    url: str | None = None,
 ) -> Client | None:
     """Change the default context used when ``base`` is None, for the whole process.
 
     ``configure(memory=True)`` (or ``configure("memory")``) keeps fleets and agents
     in memory (notebooks, tests); ``configure(store=…, coordinator=…)`` picks
     backends; ``configure(executor=RayExecutor(...))`` picks where handlers run;
-    ``configure(path)`` fixes the project directory; ``configure()`` with
+    ``configure(url="postgresql://…")`` keeps fleets, agents and tasks in that
+    database (nothing under ``.dal/``; molds resolve against ``base`` or the
+    current directory); ``configure(path)`` fixes the project directory; ``configure()`` with
     no arguments goes back to the current directory's files. Returns the client now
     in use (None when back to the per-call default).
 
     Raises:
         TypeError: both a client and backends were given.
+        InvalidArgumentError: ``url`` is empty or its scheme is not supported.
+        StoreError: ``url`` needs an extra that is not installed (psycopg).
     """
     global _configured
     if (
@@ -123,10 +133,11 @@ def configure(
         and base is None
         and not memory
         and executor is None
+        and url is None
     ):
         _configured = None
         return None
-    _configured = _build(client, store, coordinator, base, memory, executor)
+    _configured = _build(client, store, coordinator, base, memory, executor, url)
     return _configured
 
 
@@ -139,6 +150,7 @@ def using(
     base: Base = None,
     memory: bool = False,
     executor: Executor | None = None,
+    url: str | None = None,
 ) -> Iterator[Client]:
     """Use another default context for the block (same arguments as :func:`configure`).
 
@@ -149,13 +161,17 @@ def using(
 
     Raises:
         TypeError: both a client and backends were given.
+        InvalidArgumentError: ``url`` is empty or its scheme is not supported.
+        StoreError: ``url`` needs an extra that is not installed (psycopg).
     """
-    chosen = _build(client, store, coordinator, base, memory, executor)
+    chosen = _build(client, store, coordinator, base, memory, executor, url)
     token = _scoped.set(chosen)
     try:
         yield chosen
     finally:
         _scoped.reset(token)
+        if url is not None:
+            chosen.close()  # the block opened the database connections; it closes them
 
 
 def current_client() -> Client:
@@ -359,8 +375,14 @@ def export(
     namespace: str | None = None,
     labels: Mapping[str, str] | None = None,
     workload: str = "job",
+    handler: str | None = None,
+    url_secret: str | None = None,
+    replicas: int = 1,
 ) -> str:
     """YAML for Kubernetes (``k8s``) or Docker Compose (``docker-compose`` / ``compose``).
+
+    ``workload="worker"`` with ``handler="mod:fn"``: a Deployment of workers per
+    fleet, ``DALFLEET_URL`` from a Secret (see :meth:`Client.export`).
 
     Raises:
         InvalidArgumentError: unknown format; bad image, namespace, labels or workload.
@@ -370,7 +392,15 @@ def export(
     return _call(
         base,
         lambda c: c.export(
-            name, format, image=image, namespace=namespace, labels=labels, workload=workload
+            name,
+            format,
+            image=image,
+            namespace=namespace,
+            labels=labels,
+            workload=workload,
+            handler=handler,
+            url_secret=url_secret,
+            replicas=replicas,
         ),
     )
 

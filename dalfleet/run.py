@@ -428,6 +428,24 @@ def _run_fleet(
     )
 
 
+_IDLE_SLICE = 1.0  # seconds a LISTEN wait blocks before looking at the stop event
+
+
+def _idle(
+    coordinator: object, agent_ids: Sequence[str], stop: threading.Event, poll_interval: float
+) -> None:
+    """Wait for work: on a coordinator that can be woken (``wait_for_tasks``, e.g.
+    PostgreSQL's LISTEN/NOTIFY) until a task may be claimable; otherwise poll."""
+    wait_for_tasks = getattr(coordinator, "wait_for_tasks", None)
+    if wait_for_tasks is None:
+        stop.wait(poll_interval)
+        return
+    # Slices only so that a stop request is seen within a second; a NOTIFY (or an
+    # expiring lease) ends the wait at once.
+    while not stop.is_set() and not wait_for_tasks(agent_ids, timeout=_IDLE_SLICE):
+        pass
+
+
 def work(
     client: Client,
     name: str,
@@ -498,7 +516,7 @@ def work(
         if not claimed:
             if once:
                 break
-            stop_event.wait(poll_interval)
+            _idle(client.coordinator, fleet.member_ids, stop_event, poll_interval)
             continue
         seen.update(c.task.task_id for c in claimed)
         recovered += sum(1 for c in claimed if c.attempt > 1)

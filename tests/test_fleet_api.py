@@ -109,7 +109,7 @@ def test_create_from_mold_spawns_named_members_in_order(ctx: Ctx) -> None:
     assert all(m.startswith("agent_") for m in f.member_ids)
     assert f.mold_source == "worker"
     assert f.last_create_params is None
-    client = fleet.current_client() if ctx.kind == "memory" else dalfleet.Client.for_base(ctx.base)
+    client = fleet.current_client() if ctx.kind != "json" else dalfleet.Client.for_base(ctx.base)
     agents = client.coordinator.agents(f.member_ids)
     assert [agents[m].name for m in f.member_ids] == ["w_0", "w_1", "w_2"]
 

@@ -61,8 +61,21 @@ def _base(args: argparse.Namespace) -> Path:
     return base
 
 
+def _url(args: argparse.Namespace) -> str | None:
+    """The database URL: ``--url`` wins over ``$DALFLEET_URL``; None for the project's ``.dal/``."""
+    from dalfleet.backends import url_from_env
+
+    return url_from_env(args.url)
+
+
 def _store(args: argparse.Namespace) -> Store:
-    """The fleet store of the project."""
+    """The fleet store of the project (or of the database with a URL)."""
+    url = _url(args)
+    if url is not None:
+        from dalfleet.backends import open_url
+
+        store, _ = open_url(url)  # nothing connects until the store is used
+        return store
     from dalfleet.store import JsonFileStore
 
     return JsonFileStore(_base(args))
@@ -83,16 +96,20 @@ def _fleets(args: argparse.Namespace) -> dict[str, Fleet]:
 def _client(args: argparse.Namespace) -> Client:
     from dalfleet.client import Client
 
-    if args.ray is None:
-        return Client.for_base(_base(args))
-    from dalfleet.executor.ray import RayExecutor
+    base = _base(args)
+    url = _url(args)
+    executor = None
+    if args.ray is not None:
+        from dalfleet.executor.ray import RayExecutor
 
-    # State stays in the project (.dal/); only the handlers run on the cluster.
-    # Ray's own INFO lines would break the one-line-per-result output.
-    executor = RayExecutor(
-        address=args.ray, init_kwargs={"logging_level": "WARNING", "log_to_driver": False}
-    )
-    return Client.for_base(_base(args), executor=executor)
+        # Only the handlers run on the cluster; state stays in .dal/ or the database.
+        # Ray's own INFO lines would break the one-line-per-result output.
+        executor = RayExecutor(
+            address=args.ray, init_kwargs={"logging_level": "WARNING", "log_to_driver": False}
+        )
+    if url is not None:
+        return Client.from_url(url, base=base, executor=executor)
+    return Client.for_base(base, executor=executor)
 
 
 def _progress(args: argparse.Namespace, label: str) -> contextlib.AbstractContextManager[Any]:
@@ -401,10 +418,21 @@ def cmd_health(args: argparse.Namespace) -> int:
     """
     with _client(args) as client:
         health = client.health(args.name)
+        # The fleet's queue as a whole, so a watcher on any host sees a drain progress.
+        counts = client.coordinator.task_counts([m.agent_id for m in health.members])
     if args.json:
         from dalfleet.dal import health_map
 
-        output.print_json({**health_map(health), "alive_count": health.alive_count})
+        output.print_json(
+            {
+                **health_map(health),
+                "alive_count": health.alive_count,
+                "pending_tasks": counts.pending,
+                "running_tasks": counts.running,
+                "completed_tasks": counts.completed,
+                "failed_tasks": counts.failed,
+            }
+        )
         return EXIT_OK
     line(f"Fleet: {health.name}")
     line(f"  Members: {health.member_count}")
@@ -449,6 +477,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         options["labels"] = dict(args.label)
     if args.workload is not None:
         options["workload"] = args.workload
+    for key in ("handler", "url_secret", "replicas"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
     with _client(args) as client:
         text = client.export(args.name, args.format, **options)
     fmt = parse_format(args.format).value

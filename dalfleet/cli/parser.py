@@ -107,6 +107,12 @@ def _param(parser: argparse.ArgumentParser, help_text: str) -> None:
     )
 
 
+_URL_HELP = (
+    "keep fleets, agents and tasks in this database (postgresql://USER@HOST/DB) "
+    "instead of .dal/; default: $DALFLEET_URL"
+)
+
+
 def _common() -> argparse.ArgumentParser:
     # The global options again, for use after the subcommand. SUPPRESS keeps a
     # subcommand from overwriting a value given before it with its default.
@@ -114,6 +120,7 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument(
         "--base", metavar="DIR", default=argparse.SUPPRESS, help="project directory (default: .)"
     )
+    common.add_argument("--url", metavar="URL", default=argparse.SUPPRESS, help=_URL_HELP)
     common.add_argument(
         "--json",
         action="store_true",
@@ -206,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--base", metavar="DIR", default=None, help="project directory (default: .)"
     )
+    parser.add_argument("--url", metavar="URL", default=None, help=_URL_HELP)
     parser.add_argument(
         "--json", action="store_true", default=False, help="print one JSON document instead of text"
     )
@@ -407,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
             "dalfleet export web --format k8s",
             "dalfleet export --format docker-compose -o compose.yaml",
             "dalfleet export web --workload statefulset --namespace agents --label team=ml",
+            "dalfleet export web --workload worker --handler myapp.tasks:handle",
         ],
         commands.cmd_export,
         common,
@@ -428,7 +437,27 @@ def build_parser() -> argparse.ArgumentParser:
         type=_key_value,
         help="extra label, repeatable",
     )
-    p.add_argument("--workload", metavar="KIND", help="k8s workload: job (default) or statefulset")
+    p.add_argument(
+        "--workload",
+        metavar="KIND",
+        help="k8s workload: job (default), statefulset, or worker (a Deployment of workers)",
+    )
+    p.add_argument(
+        "--handler", metavar="MOD:FN", type=_text, help="--workload worker: the task handler"
+    )
+    p.add_argument(
+        "--url-secret",
+        metavar="NAME",
+        type=_text,
+        help="--workload worker: Secret whose key 'url' holds DALFLEET_URL "
+        "(default dalfleet-database)",
+    )
+    p.add_argument(
+        "--replicas",
+        metavar="N",
+        type=_whole_number,
+        help="--workload worker: worker pods (default 1)",
+    )
     p.add_argument(
         "-o",
         "--output",
