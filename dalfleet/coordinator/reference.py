@@ -30,15 +30,28 @@ import os
 import secrets
 import stat
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 import portalocker
 
+from dalfleet.coordinator.base import (
+    DEFAULT_LEASE,
+    EXTERNAL_KEY,
+    AgentStatus,
+    ClaimedTask,
+    DispatchResult,
+    FinishStatus,
+    TaskCounts,
+    TaskOutcome,
+    TaskRecord,
+    check_lease,
+    refused_error,
+)
 from dalfleet.errors import CoordinatorError, InvalidArgumentError
-from dalfleet.models import AgentSpec
+from dalfleet.models import Agent, AgentSpec, AgentState, Task
 from dalfleet.mold.model import normalize_agent_type
 
 __all__ = [
@@ -46,6 +59,7 @@ __all__ = [
     "RUNTIME_FILE",
     "SNAPSHOT_VERSION",
     "QueuedTask",
+    "ReferenceCoordinator",
     "ReferenceRuntime",
     "agent_context",
     "from_value",
@@ -687,3 +701,310 @@ def _ids(agent_ids: Sequence[str]) -> list[str]:
             f"agent_ids must be a sequence of IDs, not the string {agent_ids!r}"
         )
     return list(dict.fromkeys(agent_ids))
+
+
+# --------------------------------------------------------------------------- the coordinator
+
+
+class ReferenceCoordinator:
+    """A :class:`~dalfleet.coordinator.base.Coordinator` that shares the reference's agent file.
+
+    Task states, leases and attempts live in the local SQLite coordinator under
+    ``<base>/.dal/`` (the reference's file has no room for them); the reference's
+    ``.dal/agent_runtime.json`` is kept in step, in its own shape:
+
+    * agents spawned here are written there (``dal agent fleet show`` members exist
+      for the reference too), and terminating one marks it ``terminated`` there;
+    * a task dispatched here is also queued there (``dal agent task list`` shows it)
+      until a worker here claims it;
+    * a task queued there (``dal agent fleet run``) is taken into the local queue
+      by the next claim for its agent, so ``dalfleet worker`` runs it;
+    * a finished task is written into its agent's task list there, with its status
+      (``completed`` / ``failed``) and result or error.
+
+    A claim moves a task out of the reference's queue: a released task is pending
+    here only. Agents the reference spawned are known here by their stored config.
+    """
+
+    def __init__(
+        self,
+        base: str | os.PathLike[str],
+        trust_level: str = "sandboxed",
+        *,
+        max_attempts: int | None = None,
+        runtime: ReferenceRuntime | None = None,
+    ) -> None:
+        from dalfleet.coordinator.local import LocalCoordinator
+
+        self.base = Path(base)
+        self.runtime = runtime if runtime is not None else ReferenceRuntime(self.base)
+        if max_attempts is None:
+            self.inner = LocalCoordinator(self.base, trust_level)
+        else:
+            self.inner = LocalCoordinator(self.base, trust_level, max_attempts=max_attempts)
+
+    def __repr__(self) -> str:
+        return f"ReferenceCoordinator({str(self.base)!r}, trust_level={self.trust_level!r})"
+
+    @property
+    def trust_level(self) -> str:
+        """Every spawned agent's spec carries this trust level."""
+        return self.inner.trust_level
+
+    @trust_level.setter
+    def trust_level(self, value: str) -> None:
+        self.inner.trust_level = value
+
+    @property
+    def max_attempts(self) -> int:
+        """Claims a task gets before an expired lease fails it."""
+        return self.inner.max_attempts
+
+    @max_attempts.setter
+    def max_attempts(self, value: int) -> None:
+        self.inner.max_attempts = value
+
+    # -- agents
+
+    def spawn(self, specs: Sequence[AgentSpec]) -> list[str]:
+        """As the protocol; the agents are written into the reference's file too.
+
+        Raises:
+            CoordinatorError: as the protocol (the new agents are terminated here
+                when the reference's file cannot be written).
+        """
+        ids = self.inner.spawn(specs)
+        if not ids:
+            return ids
+        stored = self.inner.agents(ids)
+        try:
+            self.runtime.add_agents([(i, stored[i].spec) for i in ids if i in stored])
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.inner.terminate(ids)
+            raise
+        return ids
+
+    def terminate(self, agent_ids: Sequence[str]) -> None:
+        """As the protocol; the agents are marked ``terminated`` in the reference's file.
+
+        Raises:
+            InvalidArgumentError / CoordinatorError: as the protocol.
+        """
+        self.inner.terminate(agent_ids)
+        self.runtime.terminate(agent_ids)
+
+    def agents(self, agent_ids: Sequence[str]) -> dict[str, Agent]:
+        """As the protocol; agents the reference spawned are included.
+
+        Raises:
+            InvalidArgumentError / CoordinatorError: as the protocol.
+        """
+        ids = _ids(agent_ids)
+        found = self.inner.agents(ids)
+        theirs = self._reference_agents(i for i in ids if _external_or_missing(found.get(i)))
+        out: dict[str, Agent] = {}
+        for agent_id in ids:
+            if agent_id in theirs:
+                out[agent_id] = theirs[agent_id]
+            elif agent_id in found:
+                out[agent_id] = found[agent_id]
+        return out
+
+    def status(self, agent_ids: Sequence[str]) -> dict[str, AgentStatus]:
+        """As the protocol; the state of an agent the reference spawned is its state there.
+
+        Raises:
+            InvalidArgumentError / CoordinatorError: as the protocol.
+        """
+        ids = _ids(agent_ids)
+        statuses = self.inner.status(ids)
+        unknown = [i for i in ids if statuses[i].state == AgentState.UNKNOWN]
+        theirs = self._reference_agents(unknown)
+        for agent_id, agent in theirs.items():
+            statuses[agent_id] = attrs.evolve(statuses[agent_id], state=agent.state)
+        return statuses
+
+    def _reference_agents(self, agent_ids: Iterable[str]) -> dict[str, Agent]:
+        wanted = list(agent_ids)
+        if not wanted:
+            return {}
+        contexts = self.runtime.load()["agent_contexts"]
+        out = {}
+        for agent_id in wanted:
+            context = contexts.get(agent_id)
+            if isinstance(context, dict):
+                state = (
+                    AgentState.TERMINATED
+                    if context.get("status") == "terminated"
+                    else AgentState.ALIVE
+                )
+                out[agent_id] = Agent(agent_id, spec_of(context), state)
+        return out
+
+    # -- tasks
+
+    def dispatch(
+        self,
+        agent_ids: Sequence[str],
+        task: Task,
+        *,
+        worker: str | None = None,
+        lease: float = DEFAULT_LEASE,
+    ) -> dict[str, DispatchResult]:
+        """As the protocol; pending tasks are queued in the reference's file too, and an
+        agent the reference marked ``terminated`` gets an error result.
+
+        Raises:
+            InvalidArgumentError / CoordinatorError: as the protocol.
+        """
+        ids = _ids(agent_ids)
+        check_lease(lease)
+        refused = {
+            agent_id
+            for agent_id, agent in self._reference_agents(
+                i for i in ids if _external_or_missing(self.inner.agents([i]).get(i))
+            ).items()
+            if agent.state == AgentState.TERMINATED
+        }
+        allowed = [i for i in ids if i not in refused]
+        results = self.inner.dispatch(allowed, task, worker=worker, lease=lease) if allowed else {}
+        if worker is None:
+            priority = task.priority if task.priority in _PRIORITIES else "medium"
+            self.runtime.enqueue_tasks(
+                [
+                    QueuedTask(agent_id, r.task.task_id, r.task.description, priority)
+                    for agent_id, r in results.items()
+                    if r.task is not None
+                ]
+            )
+        return {
+            agent_id: results[agent_id]
+            if agent_id in results
+            else DispatchResult(agent_id, error=refused_error(agent_id))
+            for agent_id in ids
+        }
+
+    def claim(
+        self,
+        agent_ids: Sequence[str],
+        worker: str,
+        limit: int,
+        *,
+        lease: float = DEFAULT_LEASE,
+    ) -> list[ClaimedTask]:
+        """As the protocol; tasks the reference queued for these agents are taken in first.
+
+        Raises:
+            InvalidArgumentError / CoordinatorError: as the protocol.
+        """
+        ids = _ids(agent_ids)
+        check_lease(lease)
+        if limit < 1 or not ids:
+            return []
+        self._import(ids)
+        claimed = self.inner.claim(ids, worker, limit, lease=lease)
+        if claimed:
+            self.runtime.remove([c.task.task_id for c in claimed])
+        return claimed
+
+    def _import(self, agent_ids: list[str]) -> None:
+        """Move the reference's queued tasks of these agents (not our own mirrors) here."""
+
+        def foreign(task: QueuedTask) -> bool:
+            return self.inner.task(task.task_id) is None
+
+        with self.runtime.taking(agent_ids, MAX_QUEUE_LEN, where=foreign) as taken:
+            for queued in taken:
+                priority = queued.priority if queued.priority in _PRIORITIES else "medium"
+                self.inner.dispatch(
+                    [queued.agent_id],
+                    Task(task_id=queued.task_id, description=queued.description, priority=priority),
+                )
+
+    def renew(
+        self, task_ids: Sequence[str], worker: str, lease: float = DEFAULT_LEASE
+    ) -> list[str]:
+        """As the protocol.
+
+        Raises:
+            InvalidArgumentError / CoordinatorError: as the protocol.
+        """
+        return self.inner.renew(task_ids, worker, lease)
+
+    def finish(self, outcome: TaskOutcome, worker: str) -> FinishStatus:
+        """As the protocol.
+
+        Raises:
+            CoordinatorError: as the protocol.
+        """
+        return self.finish_many([outcome], worker)[outcome.task_id]
+
+    def finish_many(self, outcomes: Sequence[TaskOutcome], worker: str) -> dict[str, FinishStatus]:
+        """As the protocol; each recorded outcome is written into its agent's task list
+        in the reference's file too (after it is recorded here).
+
+        Raises:
+            CoordinatorError: as the protocol.
+        """
+        statuses = self.inner.finish_many(outcomes, worker)
+        done = []
+        seen = set()
+        for outcome in outcomes:
+            if outcome.task_id in seen or statuses.get(outcome.task_id) != FinishStatus.RECORDED:
+                continue
+            seen.add(outcome.task_id)
+            record = self.inner.task(outcome.task_id)
+            if record is None:
+                continue
+            queued = QueuedTask(
+                record.agent_id,
+                record.task_id,
+                record.task.description,
+                record.task.priority if record.task.priority in _PRIORITIES else "medium",
+            )
+            done.append((queued, outcome.ok, record.result if outcome.ok else record.error))
+        with contextlib.suppress(CoordinatorError):
+            # The outcome is recorded here; a mirror that cannot be written must not undo it.
+            self.runtime.record_many(done)
+        return statuses
+
+    def release(self, task_ids: Sequence[str], worker: str) -> None:
+        """As the protocol.
+
+        Raises:
+            InvalidArgumentError / CoordinatorError: as the protocol.
+        """
+        self.inner.release(task_ids, worker)
+
+    def task_counts(self, agent_ids: Sequence[str]) -> TaskCounts:
+        """As the protocol (tasks still only in the reference's queue are not counted).
+
+        Raises:
+            InvalidArgumentError / CoordinatorError: as the protocol.
+        """
+        return self.inner.task_counts(agent_ids)
+
+    def tasks(self, agent_id: str) -> list[TaskRecord]:
+        """As the protocol.
+
+        Raises:
+            CoordinatorError: as the protocol.
+        """
+        return self.inner.tasks(agent_id)
+
+    def task(self, task_id: str) -> TaskRecord | None:
+        """As the protocol.
+
+        Raises:
+            CoordinatorError: as the protocol.
+        """
+        return self.inner.task(task_id)
+
+    def close(self) -> None:
+        """Release the database connection. Never raises."""
+        self.inner.close()
+
+
+def _external_or_missing(agent: Agent | None) -> bool:
+    return agent is None or agent.spec.metadata.get(EXTERNAL_KEY) == "true"
