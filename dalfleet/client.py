@@ -26,6 +26,7 @@ import attrs
 
 from dalfleet.coordinator import Coordinator, LocalCoordinator, MemoryCoordinator
 from dalfleet.coordinator.base import DEFAULT_LEASE
+from dalfleet.coordinator.reference import ReferenceCoordinator, ReferenceRuntime
 from dalfleet.errors import FleetExistsError, FleetNotFoundError, InvalidArgumentError
 from dalfleet.executor.base import DEFAULT_CONCURRENCY, Executor, Handler
 from dalfleet.manifest import Change, FleetSpec, parse_manifest, plan
@@ -148,6 +149,10 @@ class Client:
         the reference reads it (:func:`dalfleet.mold.principal_trust_level`:
         ``DAL_AGENT_SHELL_TRUST``, else ``agent.toml`` / ``dal.toml``, else ``sandboxed``).
 
+        When the reference's ``.dal/agent_runtime.json`` exists, the coordinator is a
+        :class:`~dalfleet.coordinator.reference.ReferenceCoordinator`, so agents and
+        queued tasks are shared with ``dal agent`` commands on the same directory.
+
         Nothing is opened yet: the store and coordinator touch the disk on first use.
 
         Raises:
@@ -155,12 +160,13 @@ class Client:
         """
         root = Path(base) if base is not None else Path.cwd()
         trust = principal_trust_level(root) if trust_level is None else trust_level
-        return cls(
-            JsonFileStore(root),
-            LocalCoordinator(root, trust_level=trust),
-            base=root,
-            executor=executor,
+        # Where the reference keeps its agents, share them (SPEC §5, reference runtime).
+        coordinator: Coordinator = (
+            ReferenceCoordinator(root, trust)
+            if ReferenceRuntime(root).exists()
+            else LocalCoordinator(root, trust_level=trust)
         )
+        return cls(JsonFileStore(root), coordinator, base=root, executor=executor)
 
     @classmethod
     def from_url(

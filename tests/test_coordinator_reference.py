@@ -137,3 +137,41 @@ def test_a_failed_task_is_failed_in_the_reference_file(tmp_path: Path) -> None:
     stored = json.loads(runtime_path(tmp_path).read_text(encoding="utf-8"))
     (task,) = stored["agent_contexts"]["agent_ref"]["tasks"]
     assert (task["status"], task["metadata"]["error"]) == ("failed", {"String": "boom"})
+
+
+def reference_fleet(base: Path) -> None:
+    """The fleet file `dal agent fleet create w --from-mold m --count 1` + deploy leaves."""
+    fleets = {
+        "w": {
+            "name": "w",
+            "mold_source": "m",
+            "member_ids": ["agent_ref"],
+            "last_deployed_task": "Process daily logs",
+            "last_deployed_at": "1764313200",
+        }
+    }
+    (base / ".dal" / "fleets.json").write_text(json.dumps(fleets), encoding="utf-8")
+
+
+def test_dal_fleet_run_then_dalfleet_worker(tmp_path: Path) -> None:
+    import dalfleet.fleet as fleet
+
+    reference_file(tmp_path)
+    reference_fleet(tmp_path)
+    stats = fleet.work("w", "dalfleet.handlers:echo", tmp_path, once=True)
+    assert (stats.executed, stats.succeeded) == (1, 1)
+    stored = json.loads(runtime_path(tmp_path).read_text(encoding="utf-8"))
+    assert stored["task_queue"] == []
+    assert [t["status"] for t in stored["agent_contexts"]["agent_ref"]["tasks"]] == ["completed"]
+
+
+def test_dalfleet_run_then_dal_agent_task_list(tmp_path: Path) -> None:
+    import dalfleet.fleet as fleet
+
+    reference_file(tmp_path)
+    reference_fleet(tmp_path)
+    ReferenceRuntime(tmp_path).remove(["ref-task-1"])
+    fleet.run("w", tmp_path)
+    # `dal agent task list agent_ref` reads exactly this queue.
+    (task,) = ReferenceRuntime(tmp_path).pending("agent_ref")
+    assert task.description == "Process daily logs"
