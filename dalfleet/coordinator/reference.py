@@ -811,6 +811,17 @@ class ReferenceCoordinator:
                 out[agent_id] = found[agent_id]
         return out
 
+    def agent_ids(self, state: AgentState | None = None) -> list[str]:
+        """As the protocol: the agents spawned (or given an inbox) here, oldest first.
+
+        Agents the reference spawned are not listed: they are not this tool's to
+        terminate as orphans (``dal agent`` may have made them outside any fleet).
+
+        Raises:
+            CoordinatorError: as the protocol.
+        """
+        return self.inner.agent_ids(state)
+
     def status(self, agent_ids: Sequence[str]) -> dict[str, AgentStatus]:
         """As the protocol; the state of an agent the reference spawned is its state there.
 
