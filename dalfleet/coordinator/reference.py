@@ -47,6 +47,7 @@ from dalfleet.coordinator.base import (
     TaskCounts,
     TaskOutcome,
     TaskRecord,
+    TaskState,
     check_lease,
     refused_error,
 )
@@ -711,19 +712,24 @@ class ReferenceCoordinator:
 
     Task states, leases and attempts live in the local SQLite coordinator under
     ``<base>/.dal/`` (the reference's file has no room for them); the reference's
-    ``.dal/agent_runtime.json`` is kept in step, in its own shape:
+    ``.dal/agent_runtime.json`` is kept in step, in its own shape, so that its
+    queue holds the tasks that are pending here:
 
     * agents spawned here are written there (``dal agent fleet show`` members exist
       for the reference too), and terminating one marks it ``terminated`` there;
-    * a task dispatched here is also queued there (``dal agent task list`` shows it)
-      until a worker here claims it;
-    * a task queued there (``dal agent fleet run``) is taken into the local queue
-      by the next claim for its agent, so ``dalfleet worker`` runs it;
+    * a task dispatched here (or released by a worker that stopped) is queued
+      there too, under the same ID, so ``dal agent task list`` shows it; it leaves
+      that queue when a worker here claims it;
+    * a task queued there (``dal agent fleet run``) is taken in here, keeping its
+      ID, whenever dalfleet looks at its agent (a claim, a status, a count, a task
+      listing): a ``dalfleet worker`` runs it and it is counted as pending;
     * a finished task is written into its agent's task list there, with its status
       (``completed`` / ``failed``) and result or error.
 
-    A claim moves a task out of the reference's queue: a released task is pending
-    here only. Agents the reference spawned are known here by their stored config.
+    Agents the reference spawned are known here by their stored config and state.
+    The two files are two stores: a call changes the SQLite database atomically
+    and then brings the reference's file in step; if that second write fails the
+    file is brought in step by a later call (the database decides).
     """
 
     def __init__(
@@ -786,13 +792,19 @@ class ReferenceCoordinator:
         return ids
 
     def terminate(self, agent_ids: Sequence[str]) -> None:
-        """As the protocol; the agents are marked ``terminated`` in the reference's file.
+        """As the protocol; the agents are marked ``terminated`` in the reference's file,
+        and their pending tasks (those it queued included) fail and leave its queue.
 
         Raises:
             InvalidArgumentError / CoordinatorError: as the protocol.
         """
-        self.inner.terminate(agent_ids)
-        self.runtime.terminate(agent_ids)
+        ids = _ids(agent_ids)
+        if not ids:
+            return
+        self._sync(ids)  # the reference's queued tasks fail with the rest
+        self.inner.terminate(ids)
+        self.runtime.terminate(ids)
+        self._sync(ids)
 
     def agents(self, agent_ids: Sequence[str]) -> dict[str, Agent]:
         """As the protocol; agents the reference spawned are included.
@@ -802,7 +814,9 @@ class ReferenceCoordinator:
         """
         ids = _ids(agent_ids)
         found = self.inner.agents(ids)
-        theirs = self._reference_agents(i for i in ids if _external_or_missing(found.get(i)))
+        theirs = self._reference_agents(
+            self.runtime.load(), [i for i in ids if _external_or_missing(found.get(i))]
+        )
         out: dict[str, Agent] = {}
         for agent_id in ids:
             if agent_id in theirs:
@@ -823,26 +837,26 @@ class ReferenceCoordinator:
         return self.inner.agent_ids(state)
 
     def status(self, agent_ids: Sequence[str]) -> dict[str, AgentStatus]:
-        """As the protocol; the state of an agent the reference spawned is its state there.
+        """As the protocol; the state of an agent the reference spawned is its state
+        there, and the tasks the reference queued for it are counted.
 
         Raises:
             InvalidArgumentError / CoordinatorError: as the protocol.
         """
         ids = _ids(agent_ids)
+        snapshot = self._sync(ids)
         statuses = self.inner.status(ids)
         unknown = [i for i in ids if statuses[i].state == AgentState.UNKNOWN]
-        theirs = self._reference_agents(unknown)
-        for agent_id, agent in theirs.items():
+        for agent_id, agent in self._reference_agents(snapshot, unknown).items():
             statuses[agent_id] = attrs.evolve(statuses[agent_id], state=agent.state)
         return statuses
 
-    def _reference_agents(self, agent_ids: Iterable[str]) -> dict[str, Agent]:
-        wanted = list(agent_ids)
-        if not wanted:
-            return {}
-        contexts = self.runtime.load()["agent_contexts"]
+    def _reference_agents(
+        self, snapshot: Mapping[str, Any], agent_ids: Iterable[str]
+    ) -> dict[str, Agent]:
+        contexts = snapshot["agent_contexts"]
         out = {}
-        for agent_id in wanted:
+        for agent_id in agent_ids:
             context = contexts.get(agent_id)
             if isinstance(context, dict):
                 state = (
@@ -852,6 +866,38 @@ class ReferenceCoordinator:
                 )
                 out[agent_id] = Agent(agent_id, spec_of(context), state)
         return out
+
+    def _sync(self, agent_ids: Sequence[str]) -> dict[str, Any]:
+        """Take in the reference's queued tasks of these agents (keeping their IDs), and
+        drop from its queue their tasks that are no longer pending here.
+
+        Returns the snapshot as read before any change.
+        """
+        snapshot = self.runtime.load()
+        wanted = set(agent_ids)
+        queued = [t for t in _queued(snapshot) if t.agent_id in wanted]
+        if not queued:
+            return snapshot
+        states = self.inner.task_states([t.task_id for t in queued])
+        foreign = [t for t in queued if t.task_id not in states]
+        if foreign:
+            self.inner.adopt([(t.agent_id, _as_task(t)) for t in foreign])
+            states.update(self.inner.task_states([t.task_id for t in foreign]))
+        if any(state != TaskState.PENDING for state in states.values()):
+            with self.runtime.transaction() as current:
+                # Checked again under the lock: a release may have made one pending.
+                entries = current["task_queue"]
+                mine = [t.task_id for t in _queued(current) if t.agent_id in wanted]
+                now_states = self.inner.task_states(mine)
+                current["task_queue"] = [
+                    entry
+                    for entry, task in zip(entries, _queued(current), strict=True)
+                    if not (
+                        task.agent_id in wanted
+                        and now_states.get(task.task_id, TaskState.PENDING) != TaskState.PENDING
+                    )
+                ]
+        return snapshot
 
     # -- tasks
 
@@ -863,28 +909,21 @@ class ReferenceCoordinator:
         worker: str | None = None,
         lease: float = DEFAULT_LEASE,
     ) -> dict[str, DispatchResult]:
-        """As the protocol; pending tasks are queued in the reference's file too, and an
-        agent the reference marked ``terminated`` gets an error result.
+        """As the protocol; pending tasks are queued in the reference's file too (same
+        IDs), and an agent the reference marked ``terminated`` gets an error result.
 
         Raises:
             InvalidArgumentError / CoordinatorError: as the protocol.
         """
         ids = _ids(agent_ids)
         check_lease(lease)
-        refused = {
-            agent_id
-            for agent_id, agent in self._reference_agents(
-                i for i in ids if _external_or_missing(self.inner.agents([i]).get(i))
-            ).items()
-            if agent.state == AgentState.TERMINATED
-        }
+        refused = self._terminated_there(ids)
         allowed = [i for i in ids if i not in refused]
         results = self.inner.dispatch(allowed, task, worker=worker, lease=lease) if allowed else {}
         if worker is None:
-            priority = task.priority if task.priority in _PRIORITIES else "medium"
             self.runtime.enqueue_tasks(
                 [
-                    QueuedTask(agent_id, r.task.task_id, r.task.description, priority)
+                    QueuedTask(agent_id, r.task.task_id, r.task.description, _priority(r.task))
                     for agent_id, r in results.items()
                     if r.task is not None
                 ]
@@ -896,6 +935,16 @@ class ReferenceCoordinator:
             for agent_id in ids
         }
 
+    def _terminated_there(self, ids: list[str]) -> set[str]:
+        """Those of ``ids`` that the reference spawned and marked ``terminated``."""
+        if not ids:
+            return set()
+        found = self.inner.agents(ids)
+        theirs = self._reference_agents(
+            self.runtime.load(), [i for i in ids if _external_or_missing(found.get(i))]
+        )
+        return {i for i, agent in theirs.items() if agent.state == AgentState.TERMINATED}
+
     def claim(
         self,
         agent_ids: Sequence[str],
@@ -904,7 +953,9 @@ class ReferenceCoordinator:
         *,
         lease: float = DEFAULT_LEASE,
     ) -> list[ClaimedTask]:
-        """As the protocol; tasks the reference queued for these agents are taken in first.
+        """As the protocol; tasks the reference queued for these agents are taken in
+        first, and a claimed task leaves the reference's queue. A task for an agent
+        the reference spawned carries that agent as the reference stored it.
 
         Raises:
             InvalidArgumentError / CoordinatorError: as the protocol.
@@ -913,25 +964,23 @@ class ReferenceCoordinator:
         check_lease(lease)
         if limit < 1 or not ids:
             return []
-        self._import(ids)
-        claimed = self.inner.claim(ids, worker, limit, lease=lease)
-        if claimed:
+        snapshot = self._sync(ids)
+        refused = self._terminated_there(ids)
+        claimed = self.inner.claim([i for i in ids if i not in refused], worker, limit, lease=lease)
+        if not claimed:
+            return claimed
+        theirs = self._reference_agents(
+            snapshot,
+            {c.agent.agent_id for c in claimed if _external_or_missing(c.agent)},
+        )
+        with contextlib.suppress(CoordinatorError):
+            # Claimed here already; a queue entry left by a failed write is dropped
+            # by the next call that looks at this agent.
             self.runtime.remove([c.task.task_id for c in claimed])
-        return claimed
-
-    def _import(self, agent_ids: list[str]) -> None:
-        """Move the reference's queued tasks of these agents (not our own mirrors) here."""
-
-        def foreign(task: QueuedTask) -> bool:
-            return self.inner.task(task.task_id) is None
-
-        with self.runtime.taking(agent_ids, MAX_QUEUE_LEN, where=foreign) as taken:
-            for queued in taken:
-                priority = queued.priority if queued.priority in _PRIORITIES else "medium"
-                self.inner.dispatch(
-                    [queued.agent_id],
-                    Task(task_id=queued.task_id, description=queued.description, priority=priority),
-                )
+        return [
+            attrs.evolve(c, agent=theirs[c.agent.agent_id]) if c.agent.agent_id in theirs else c
+            for c in claimed
+        ]
 
     def renew(
         self, task_ids: Sequence[str], worker: str, lease: float = DEFAULT_LEASE
@@ -972,7 +1021,8 @@ class ReferenceCoordinator:
                 record.agent_id,
                 record.task_id,
                 record.task.description,
-                record.task.priority if record.task.priority in _PRIORITIES else "medium",
+                _priority(record.task),
+                _rfc3339(record.enqueued_at),
             )
             done.append((queued, outcome.ok, record.result if outcome.ok else record.error))
         with contextlib.suppress(CoordinatorError):
@@ -981,35 +1031,68 @@ class ReferenceCoordinator:
         return statuses
 
     def release(self, task_ids: Sequence[str], worker: str) -> None:
-        """As the protocol.
+        """As the protocol; a task put back to pending is queued in the reference's
+        file again (``dal agent task list`` shows it).
 
         Raises:
             InvalidArgumentError / CoordinatorError: as the protocol.
         """
-        self.inner.release(task_ids, worker)
+        ids = _ids(task_ids)
+        self.inner.release(ids, worker)
+        back = [
+            record
+            for task_id, state in self.inner.task_states(ids).items()
+            if state == TaskState.PENDING and (record := self.inner.task(task_id)) is not None
+        ]
+        if not back:
+            return
+        # Released here already; the reference's queue is a view of it.
+        with contextlib.suppress(CoordinatorError), self.runtime.transaction() as snapshot:
+            present = {t.task_id for t in _queued(snapshot)}
+            when = _now()
+            for record in back:
+                if record.task_id not in present:
+                    stored = _task(
+                        record.task_id,
+                        record.task.description,
+                        _priority(record.task),
+                        _rfc3339(record.enqueued_at) or when,
+                    )
+                    snapshot["task_queue"].append([record.agent_id, stored])
+            del snapshot["task_queue"][:-MAX_QUEUE_LEN]
 
     def task_counts(self, agent_ids: Sequence[str]) -> TaskCounts:
-        """As the protocol (tasks still only in the reference's queue are not counted).
+        """As the protocol; tasks the reference queued for these agents count as pending.
 
         Raises:
             InvalidArgumentError / CoordinatorError: as the protocol.
         """
-        return self.inner.task_counts(agent_ids)
+        ids = _ids(agent_ids)
+        self._sync(ids)
+        return self.inner.task_counts(ids)
 
     def tasks(self, agent_id: str) -> list[TaskRecord]:
-        """As the protocol.
+        """As the protocol; tasks the reference queued for this agent are included.
 
         Raises:
             CoordinatorError: as the protocol.
         """
+        self._sync([agent_id])
         return self.inner.tasks(agent_id)
 
     def task(self, task_id: str) -> TaskRecord | None:
-        """As the protocol.
+        """As the protocol; a task only the reference has queued so far is found too.
 
         Raises:
             CoordinatorError: as the protocol.
         """
+        record = self.inner.task(task_id)
+        if record is not None:
+            return record
+        owners = [t.agent_id for t in _queued(self.runtime.load()) if t.task_id == task_id]
+        if not owners:
+            return None
+        self._sync(owners)
         return self.inner.task(task_id)
 
     def close(self) -> None:
@@ -1019,3 +1102,20 @@ class ReferenceCoordinator:
 
 def _external_or_missing(agent: Agent | None) -> bool:
     return agent is None or agent.spec.metadata.get(EXTERNAL_KEY) == "true"
+
+
+def _priority(task: Task) -> str:
+    """The task's priority as the reference's queue spells it (``medium`` if another)."""
+    return task.priority if task.priority in _PRIORITIES else "medium"
+
+
+def _as_task(queued: QueuedTask) -> Task:
+    priority = queued.priority if queued.priority in _PRIORITIES else "medium"
+    return Task(task_id=queued.task_id, description=queued.description, priority=priority)
+
+
+def _rfc3339(stamp: float | None) -> str:
+    """Seconds since the epoch as the reference writes times ('' for None)."""
+    if stamp is None:
+        return ""
+    return datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc).isoformat()
