@@ -42,6 +42,7 @@ from dalfleet.coordinator.base import (
     EXTERNAL_KEY,
     AgentStatus,
     ClaimedTask,
+    Coordinator,
     DispatchResult,
     FinishStatus,
     TaskCounts,
@@ -60,9 +61,11 @@ __all__ = [
     "RUNTIME_FILE",
     "SNAPSHOT_VERSION",
     "QueuedTask",
+    "RUNTIME_ENV",
     "ReferenceCoordinator",
     "ReferenceRuntime",
     "agent_context",
+    "coordinator_for_base",
     "from_value",
     "runtime_path",
     "spec_of",
@@ -77,6 +80,10 @@ SNAPSHOT_VERSION = 1
 MAX_QUEUE_LEN = 10_000
 #: Largest file read (the reference has no limit; a bound keeps a bad file from exhausting memory).
 MAX_RUNTIME_BYTES = 256 * 1024 * 1024
+
+#: The environment variable that picks the default coordinator (``auto``, ``local``, ``reference``).
+RUNTIME_ENV = "DALFLEET_RUNTIME"
+_RUNTIMES = ("auto", "local", "reference")
 
 _PRIORITIES = ("low", "medium", "high", "critical")
 _TMP_PREFIX = ".agent_runtime."
@@ -1119,3 +1126,37 @@ def _rfc3339(stamp: float | None) -> str:
     if stamp is None:
         return ""
     return datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc).isoformat()
+
+
+def coordinator_for_base(
+    base: str | os.PathLike[str],
+    trust_level: str,
+    runtime: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Coordinator:
+    """The default coordinator of a project directory (SPEC §5, reference runtime).
+
+    ``runtime`` (else ``$DALFLEET_RUNTIME``, else ``auto``): ``reference`` shares the
+    reference's ``.dal/agent_runtime.json`` (a :class:`ReferenceCoordinator`, which
+    creates the file when it first writes); ``local`` uses the SQLite coordinator
+    only; ``auto`` shares the reference's file when it exists. Nothing is opened yet.
+
+    Raises:
+        InvalidArgumentError: ``runtime`` (or the variable) is not one of those three.
+    """
+    from dalfleet.coordinator.local import LocalCoordinator
+
+    env = os.environ if environ is None else environ
+    chosen = runtime if runtime is not None else (env.get(RUNTIME_ENV) or "auto")
+    if chosen not in _RUNTIMES:
+        source = "runtime" if runtime is not None else f"${RUNTIME_ENV}"
+        raise InvalidArgumentError(
+            f"{source} must be one of {', '.join(_RUNTIMES)}, not {chosen!r}"
+        )
+    if chosen == "reference" or (
+        chosen == "auto" and ReferenceRuntime(base, path=runtime_path(base, env)).exists()
+    ):
+        return ReferenceCoordinator(
+            base, trust_level, runtime=ReferenceRuntime(base, path=runtime_path(base, env))
+        )
+    return LocalCoordinator(base, trust_level=trust_level)
