@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from dalfleet.coordinator import Coordinator, LocalCoordinator, MemoryCoordinator
+from dalfleet.coordinator import Coordinator, MemoryCoordinator
 from dalfleet.coordinator.base import DEFAULT_LEASE
 from dalfleet.coordinator.reference import coordinator_for_base
 from dalfleet.errors import FleetExistsError, FleetNotFoundError, InvalidArgumentError
