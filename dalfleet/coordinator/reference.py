@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import json
 import math
 import os
-import secrets
 import stat
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -35,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import portalocker
 
 from dalfleet.coordinator.base import (
     DEFAULT_LEASE,
@@ -52,9 +49,10 @@ from dalfleet.coordinator.base import (
     check_lease,
     refused_error,
 )
-from dalfleet.errors import CoordinatorError, InvalidArgumentError
+from dalfleet.errors import CoordinatorError, InvalidArgumentError, StoreError
 from dalfleet.models import Agent, AgentSpec, AgentState, Task
 from dalfleet.mold.model import normalize_agent_type
+from dalfleet.store.jsonfile import fsync_dir, locked_file, read_own_file, replace_file
 
 __all__ = [
     "MAX_QUEUE_LEN",
@@ -568,46 +566,22 @@ class ReferenceRuntime:
         """
         self._ensure_dir()
         try:
-            lock = portalocker.Lock(
-                str(self.lock_path),
-                mode="a",
-                timeout=self.lock_timeout,
-                check_interval=0.005,
-                fail_when_locked=False,
-                flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING,
-            )
-            lock.acquire()
-        except portalocker.exceptions.LockException:
-            raise CoordinatorError(
-                f"timed out after {self.lock_timeout:g}s waiting for the lock on {self.lock_path}"
-            ) from None
-        except OSError as exc:
-            raise CoordinatorError(f"cannot lock {self.lock_path}: {exc.strerror}") from None
-        try:
-            self._remove_stale_temps()
-            current = self.load()
-            working = json.loads(json.dumps(current))
-            yield working
-            if working != current:
-                self._write(working)
-        finally:
-            lock.release()
+            with locked_file(self.lock_path, self.lock_timeout):
+                self._remove_stale_temps()
+                current = self.load()
+                working = json.loads(json.dumps(current))
+                yield working
+                if working != current:
+                    self._write(working)
+        except StoreError as exc:
+            raise CoordinatorError(str(exc)) from None
 
     def _read(self) -> bytes | None:
         try:
-            # O_NONBLOCK: a FIFO planted at the path must not hang the open.
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise CoordinatorError(f"cannot read {self.path}: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise CoordinatorError(f"cannot read {self.path}: it is not a regular file")
-            if info.st_size > MAX_RUNTIME_BYTES:
-                raise CoordinatorError(f"{self.path} is too large ({info.st_size} bytes)")
-            return handle.read(MAX_RUNTIME_BYTES + 1)
+            # Never follows a link, never blocks on a FIFO planted at the path.
+            return read_own_file(self.path, "agent runtime file", MAX_RUNTIME_BYTES)
+        except StoreError as exc:
+            raise CoordinatorError(str(exc)) from None
 
     def _checked(self, snapshot: Any) -> dict[str, Any]:
         def bad(why: str) -> CoordinatorError:
@@ -655,23 +629,8 @@ class ReferenceRuntime:
     def _write(self, snapshot: dict[str, Any]) -> None:
         # Pretty-printed with two spaces, as the reference writes it.
         payload = json.dumps(snapshot, indent=2, ensure_ascii=False).encode("utf-8")
-        directory = self.path.parent
-        tmp = directory / f"{_TMP_PREFIX}{secrets.token_hex(6)}{_TMP_SUFFIX}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            try:
-                view = memoryview(payload)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            reason = "it is a directory" if exc.errno == errno.EISDIR else exc.strerror
-            raise CoordinatorError(f"cannot write {self.path}: {reason}") from None
+        replace_file(self.path, [payload], "agent runtime file")
+        fsync_dir(self.path.parent)
 
 
 def _task(task_id: str, description: str, priority: str, when: str) -> dict[str, Any]:
