@@ -43,6 +43,22 @@ class TestReferenceCoordinatorContract(CoordinatorContract):
         coordinator.close()
 
 
+class TestReferenceCoordinatorContractBesideTheReferencesAgents(CoordinatorContract):
+    """The same rules hold in a project where the reference has agents and tasks."""
+
+    @pytest.fixture
+    def coordinator(self, tmp_path: Path) -> Iterator[Coordinator]:
+        reference_project(tmp_path)
+        coordinator = ReferenceCoordinator(tmp_path)
+        yield coordinator
+        coordinator.close()
+        # Their tasks were left alone: the kit never named their agents.
+        theirs = [
+            t for t in ReferenceRuntime(tmp_path).pending() if t.agent_id.startswith("agent_r")
+        ]
+        assert [t.task_id[-1] for t in theirs] == ["1", "2"]
+
+
 # -- the reference's shapes ------------------------------------------------------------
 
 # Every key the reference's serde structs require (no #[serde(default)]): a file

@@ -565,16 +565,17 @@ class ReferenceRuntime:
                 read (corrupt: it is left as it is) or written.
         """
         self._ensure_dir()
-        try:
-            with locked_file(self.lock_path, self.lock_timeout):
-                self._remove_stale_temps()
-                current = self.load()
-                working = json.loads(json.dumps(current))
-                yield working
-                if working != current:
-                    self._write(working)
-        except StoreError as exc:
-            raise CoordinatorError(str(exc)) from None
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(locked_file(self.lock_path, self.lock_timeout))
+            except StoreError as exc:
+                raise CoordinatorError(str(exc)) from None
+            self._remove_stale_temps()
+            current = self.load()
+            working = json.loads(json.dumps(current))
+            yield working
+            if working != current:
+                self._write(working)
 
     def _read(self) -> bytes | None:
         try:
@@ -629,7 +630,10 @@ class ReferenceRuntime:
     def _write(self, snapshot: dict[str, Any]) -> None:
         # Pretty-printed with two spaces, as the reference writes it.
         payload = json.dumps(snapshot, indent=2, ensure_ascii=False).encode("utf-8")
-        replace_file(self.path, [payload], "agent runtime file")
+        try:
+            replace_file(self.path, [payload], "agent runtime file")
+        except StoreError as exc:
+            raise CoordinatorError(str(exc)) from None
         fsync_dir(self.path.parent)
 
 
