@@ -451,3 +451,32 @@ def test_dalfleet_task_list_shows_what_the_reference_queued(tmp_path: Path) -> N
     ]
     empty = cli(tmp_path, "task", "list", "agent_nobody")
     assert empty.stdout.splitlines() == ["📋 No pending tasks for agent_nobody"]
+
+
+# -- taking the reference's tasks in (LocalCoordinator.adopt) -------------------------------
+
+
+def test_adopt_keeps_ids_stores_each_task_once_and_fails_tasks_of_terminated_agents(
+    tmp_path: Path,
+) -> None:
+    local = LocalCoordinator(tmp_path)
+    (alive, gone) = local.spawn([AgentSpec(name="a"), AgentSpec(name="b")])
+    local.terminate([gone])
+    tasks = [
+        (alive, Task(task_id="ref-1", description="one")),
+        (gone, Task(task_id="ref-2", description="two")),
+        ("agent_elsewhere", Task(task_id="ref-3", description="three", priority="high")),
+    ]
+    assert local.adopt(tasks) == ["ref-1", "ref-2", "ref-3"]
+    assert local.adopt(tasks) == []  # the same queue again: nothing twice
+    assert local.task_states(["ref-1", "ref-2", "ref-3", "nope"]) == {
+        "ref-1": TaskState.PENDING,
+        "ref-2": TaskState.FAILED,
+        "ref-3": TaskState.PENDING,
+    }
+    assert local.status(["agent_elsewhere"])["agent_elsewhere"].pending_tasks == 1
+    (claimed,) = local.claim([alive], "w", 5)
+    assert claimed.task.task_id == "ref-1"
+    with pytest.raises(InvalidArgumentError):
+        local.task_states("ref-1")
+    local.close()
