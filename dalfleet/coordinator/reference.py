@@ -10,13 +10,18 @@ The reference keeps its agents and their queued tasks in one JSON snapshot
      "message_bus": [], "evolution_store": {}, "serve_agent_id": null,
      "registered_skills": []}
 
-:class:`ReferenceRuntime` reads and changes that file so that both tools work on
-one directory: ``dal agent fleet run`` queues tasks that a dalfleet worker takes
-(:meth:`ReferenceRuntime.take`), and tasks dalfleet queues
-(:meth:`ReferenceRuntime.enqueue`) are listed by ``dal agent task list``. Every
-change is a read-modify-write under an exclusive lock that lands with an atomic
-replace; keys dalfleet does not know are kept. Runtime values (metadata, task
-results) use the reference's tagged form (``{"String": "x"}``, ``"Null"``).
+:class:`ReferenceRuntime` reads and changes that file. Every change is a
+read-modify-write under an exclusive lock that lands with an atomic replace (the
+store's :func:`~dalfleet.store.jsonfile.locked_file` and
+:func:`~dalfleet.store.jsonfile.replace_file`); keys dalfleet does not know are
+kept. Runtime values (metadata, task results) use the reference's tagged form
+(``{"String": "x"}``, ``"Null"``).
+
+:class:`ReferenceCoordinator` is the coordinator built on it, so that both tools
+work on one directory: ``dal agent fleet run`` queues tasks that ``dalfleet
+worker`` runs, and tasks ``dalfleet run`` queues are listed by ``dal agent task
+list``. :func:`coordinator_for_base` picks it (or the local coordinator) for
+:meth:`Client.for_base <dalfleet.client.Client.for_base>`.
 """
 
 from __future__ import annotations
