@@ -159,7 +159,13 @@ def context(agent_id: str, name: str, status: str = "idle") -> dict[str, Any]:
             "name": name,
             "agent_type": "worker",
             "role": "Fleet worker",
-            "capabilities": ["read"],
+            # agent::spawn replaces a worker's capabilities with its built-in list.
+            "capabilities": [
+                "task_execution",
+                "data_processing",
+                "automation",
+                "workflow_management",
+            ],
             "skills": ["development", "creative", "office", "home"],
             "trust_level": "sandboxed",
             "max_memory": 65536,
@@ -170,7 +176,11 @@ def context(agent_id: str, name: str, status: str = "idle") -> dict[str, Any]:
             "lifecycle": None,
         },
         "status": status,
-        "memory": {},
+        "memory": {
+            "worker_type": {"String": "general"},
+            "automation_level": {"String": "high"},
+            "task_queue_size": {"Int": 100},
+        },
         "tasks": [],
         "message_queue": [],
         "created_at": "2026-11-29T10:00:00.000000+00:00",
@@ -480,3 +490,13 @@ def test_adopt_keeps_ids_stores_each_task_once_and_fails_tasks_of_terminated_age
     with pytest.raises(InvalidArgumentError):
         local.task_states("ref-1")
     local.close()
+
+
+def test_what_the_reference_stored_about_its_agents_is_kept(tmp_path: Path) -> None:
+    reference_project(tmp_path)
+    before = stored(tmp_path)["agent_contexts"]["agent_r0"]
+    done = cli(tmp_path, "worker", "w", "--handler", "dalfleet.handlers:echo", "--once")
+    assert done.returncode == 0, done.stderr
+    after = stored(tmp_path)["agent_contexts"]["agent_r0"]
+    for key in ("config", "memory", "created_at", "trust_score", "message_queue"):
+        assert after[key] == before[key], key
