@@ -500,3 +500,19 @@ def test_what_the_reference_stored_about_its_agents_is_kept(tmp_path: Path) -> N
     after = stored(tmp_path)["agent_contexts"]["agent_r0"]
     for key in ("config", "memory", "created_at", "trust_score", "message_queue"):
         assert after[key] == before[key], key
+
+
+def test_a_corrupt_reference_file_refuses_commands_and_nothing_changes(tmp_path: Path) -> None:
+    reference_project(tmp_path, run=False)
+    runtime_path(tmp_path).write_text('{"version": 1, "agent_contexts": ', encoding="utf-8")
+    fleets_before = (tmp_path / ".dal" / "fleets.json").read_bytes()
+    for args in (("run", "w"), ("create", "x", "--from-mold", "worker", "--count", "2")):
+        done = cli(tmp_path, *args)
+        assert done.returncode == 1, args
+        (message,) = done.stderr.splitlines()
+        assert message.startswith("dalfleet: error: ") and "corrupt" in message
+    assert (tmp_path / ".dal" / "fleets.json").read_bytes() == fleets_before
+    assert runtime_path(tmp_path).read_text(encoding="utf-8") == '{"version": 1, "agent_contexts": '
+    with Client.for_base(tmp_path, runtime="local") as client:
+        assert client.coordinator.task_counts(["agent_r0", "agent_r1"]).total == 0
+        assert client.coordinator.agent_ids() == []

@@ -754,9 +754,10 @@ class ReferenceCoordinator:
             CoordinatorError: as the protocol (the new agents are terminated here
                 when the reference's file cannot be written).
         """
+        if not specs:
+            return []
+        self.runtime.load()  # a file that cannot be read refuses the call before any change
         ids = self.inner.spawn(specs)
-        if not ids:
-            return ids
         stored = self.inner.agents(ids)
         try:
             self.runtime.add_agents([(i, stored[i].spec) for i in ids if i in stored])
