@@ -516,3 +516,30 @@ def test_a_corrupt_reference_file_refuses_commands_and_nothing_changes(tmp_path:
     with Client.for_base(tmp_path, runtime="local") as client:
         assert client.coordinator.task_counts(["agent_r0", "agent_r1"]).total == 0
         assert client.coordinator.agent_ids() == []
+
+
+def test_a_running_worker_takes_what_the_reference_queues_later(tmp_path: Path) -> None:
+    import threading
+
+    import dalfleet.fleet as fleet
+
+    reference_project(tmp_path, run=False)
+    stats: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: stats.append(
+            fleet.work("w", "dalfleet.handlers:echo", tmp_path, poll_interval=0.01, max_tasks=1)
+        )
+    )
+    worker.start()
+    # `dal agent task assign`: the reference rewrites the whole file from its memory
+    # (to agent_runtime.json.tmp, renamed over the file), with a new task queued.
+    snapshot = stored(tmp_path)
+    snapshot["task_queue"].append(["agent_r1", queued("task_1764410400123")])
+    temp = runtime_path(tmp_path).with_suffix(".json.tmp")
+    temp.write_text(json.dumps(snapshot, indent=2), encoding="utf-8")
+    os.replace(temp, runtime_path(tmp_path))
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert (stats[0].executed, stats[0].succeeded) == (1, 1)
+    (task,) = stored(tmp_path)["agent_contexts"]["agent_r1"]["tasks"]
+    assert (task["task_id"], task["status"]) == ("task_1764410400123", "completed")
