@@ -24,8 +24,9 @@ from typing import Any
 
 import attrs
 
-from dalfleet.coordinator import Coordinator, LocalCoordinator, MemoryCoordinator
+from dalfleet.coordinator import Coordinator, MemoryCoordinator
 from dalfleet.coordinator.base import DEFAULT_LEASE
+from dalfleet.coordinator.reference import coordinator_for_base
 from dalfleet.errors import FleetExistsError, FleetNotFoundError, InvalidArgumentError
 from dalfleet.executor.base import DEFAULT_CONCURRENCY, Executor, Handler
 from dalfleet.manifest import Change, FleetSpec, parse_manifest, plan
@@ -140,6 +141,7 @@ class Client:
         *,
         trust_level: str | None = None,
         executor: Executor | None = None,
+        runtime: str | None = None,
     ) -> Client:
         """The default pair for a project directory: the JSON fleet file and the local
         SQLite coordinator under ``<base>/.dal/`` (``base=None``: the current directory).
@@ -148,19 +150,25 @@ class Client:
         the reference reads it (:func:`dalfleet.mold.principal_trust_level`:
         ``DAL_AGENT_SHELL_TRUST``, else ``agent.toml`` / ``dal.toml``, else ``sandboxed``).
 
+        When the reference's ``.dal/agent_runtime.json`` exists (or ``runtime="reference"``,
+        or ``$DALFLEET_RUNTIME`` is ``reference``), the coordinator is a
+        :class:`~dalfleet.coordinator.reference.ReferenceCoordinator`, so agents and
+        queued tasks are shared with ``dal agent`` commands on the same directory;
+        ``runtime="local"`` never shares them
+        (:func:`~dalfleet.coordinator.reference.coordinator_for_base`).
+
         Nothing is opened yet: the store and coordinator touch the disk on first use.
 
         Raises:
             FileNotFoundError: ``base`` is None and the current directory no longer exists.
+            InvalidArgumentError: ``runtime`` (or ``$DALFLEET_RUNTIME``) is not ``auto``,
+                ``local`` or ``reference``.
         """
         root = Path(base) if base is not None else Path.cwd()
         trust = principal_trust_level(root) if trust_level is None else trust_level
-        return cls(
-            JsonFileStore(root),
-            LocalCoordinator(root, trust_level=trust),
-            base=root,
-            executor=executor,
-        )
+        # Where the reference keeps its agents, share them (SPEC §5, reference runtime).
+        coordinator = coordinator_for_base(root, trust, runtime)
+        return cls(JsonFileStore(root), coordinator, base=root, executor=executor)
 
     @classmethod
     def from_url(

@@ -706,9 +706,9 @@ def cmd_mold_list(args: argparse.Namespace) -> int:
     Raises:
         FleetError: what the library raised (printed by ``main`` as one line).
     """
-    from dalfleet.cli.scaffold import local_mold_paths
+    from dalfleet.mold import list_local_molds
 
-    paths = local_mold_paths(_base(args).absolute())
+    paths = list_local_molds(_base(args).absolute())
     if args.json:
         output.print_json([{"file": path.name, "path": str(path)} for path in paths])
         return EXIT_OK
@@ -786,9 +786,18 @@ def cmd_mold_create(args: argparse.Namespace) -> int:
     Raises:
         FleetError: what the library raised (printed by ``main`` as one line).
     """
-    from dalfleet.cli.scaffold import write_mold_template
+    from dalfleet.errors import InvalidArgumentError
+    from dalfleet.mold import scaffold_mold
+    from dalfleet.validate import NAME_PATTERN, show_value
 
-    path = write_mold_template(_base(args).absolute(), args.name)
+    # The command line's rule is the fleet-name rule: a name that cannot leave the
+    # project or start with '-' (the library only refuses what cannot name a file).
+    if not NAME_PATTERN.fullmatch(args.name):
+        raise InvalidArgumentError(
+            f"invalid mold name {show_value(args.name)}: use 1-63 letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit"
+        )
+    path = scaffold_mold(args.name, _base(args).absolute())
     if args.json:
         output.print_json({"written": [str(path)]})
     else:

@@ -1,6 +1,6 @@
-"""Files the command line writes for a user to start from: ``dalfleet init`` (the
-sample mold and a sample manifest) and ``dalfleet mold create`` (a mold template),
-and the local-mold listing of ``dalfleet mold list``.
+"""Files ``dalfleet init`` writes for a user to start from: the sample mold and a
+sample manifest. (``mold create`` and ``mold list`` are the mold package's
+:func:`~dalfleet.mold.scaffold_mold` and :func:`~dalfleet.mold.list_local_molds`.)
 
 Nothing here ever overwrites: a file is written to a temporary name and linked
 into place, which fails if the name exists, so a crash leaves either no file or a
@@ -14,10 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["SAMPLE_MANIFEST", "local_mold_paths", "write_mold_template", "write_samples"]
-
-MOLD_DIRS = (".", "mold", "mold/samples")
-MOLD_SUFFIXES = (".mold.dal", ".mold.json")
+__all__ = ["SAMPLE_MANIFEST", "write_samples"]
 
 SAMPLE_MANIFEST = """\
 # A sample manifest: 'dalfleet apply -f fleets.yaml' makes the fleets match it
@@ -28,43 +25,6 @@ fleets:
     count: 2
     task: Process daily logs
 """
-
-_TEMPLATE = """\
-// A mold template: fill in the role and capabilities, then try it with
-//   dalfleet mold show {name}
-//   dalfleet create {name}-fleet --from-mold {name} --count 2
-mold "{name}" "1.0"
-agent
-  type AI
-  role ""
-  capabilities
-  skills "development" "creative" "office" "home"
-  memory_limit "256MB"
-  learning true
-  communication true
-  coordination true
-"""
-
-
-def local_mold_paths(base: Path) -> list[Path]:
-    """The mold files in ``base``, ``base/mold`` and ``base/mold/samples``, as the
-    reference lists them: every ``*.mold.dal`` by full path, then every
-    ``*.mold.json``. Unreadable directories are skipped. Never raises."""
-    found: set[Path] = set()
-    for directory in MOLD_DIRS:
-        folder = base / directory if directory != "." else base
-        with contextlib.suppress(OSError):
-            for entry in os.scandir(folder):
-                if entry.name.endswith(MOLD_SUFFIXES) and _is_file(Path(entry.path)):
-                    found.add(Path(entry.path))
-    return sorted(found, key=lambda p: (not p.name.endswith(".mold.dal"), p.parts))
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except OSError:
-        return False
 
 
 def write_samples(base: Path) -> list[Path]:
@@ -105,29 +65,6 @@ def write_samples(base: Path) -> list[Path]:
                 (base / "mold").rmdir()
         raise
     return [_shown(path, base) for path in written]
-
-
-def write_mold_template(base: Path, name: str) -> Path:
-    """Write a mold template for ``name`` to ``base/NAME.mold.dal``; return its path.
-
-    Raises:
-        InvalidArgumentError: ``name`` is not a valid mold name (1-63 letters, digits,
-            '.', '_' or '-', starting with a letter or digit).
-        FleetExistsError: the file already exists (it is left as it is).
-        StoreError: the file cannot be written (nothing is left behind).
-    """
-    from dalfleet.errors import InvalidArgumentError
-    from dalfleet.validate import NAME_PATTERN, show_value
-
-    if not NAME_PATTERN.fullmatch(name):
-        raise InvalidArgumentError(
-            f"invalid mold name {show_value(name)}: use 1-63 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    path = base / f"{name}.mold.dal"
-    _refuse_existing([path])
-    _create(path, _TEMPLATE.format(name=name))
-    return path
 
 
 def _holds(path: Path, text: str) -> bool:

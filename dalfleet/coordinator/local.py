@@ -705,6 +705,101 @@ class LocalCoordinator:
             ).fetchall()
         return [(kind, detail) for kind, detail in rows]
 
+    def adopt(self, tasks: Sequence[tuple[str, Task]]) -> list[str]:
+        """Store tasks another tool queued, as ``(agent_id, task)``, keeping their IDs.
+
+        Each becomes ``pending``, as if :meth:`dispatch` had stored it, except that
+        its ``task_id`` is kept (so both tools name it alike); an ID stored already
+        is left as it is, so adopting the same queue twice stores each task once.
+        An agent not known here gets an inbox, as in :meth:`dispatch`; a task for
+        an agent terminated here is stored ``failed`` (it would never run). One
+        transaction. Returns the IDs stored by this call, in order.
+
+        Raises:
+            CoordinatorError: the database cannot be opened or written.
+        """
+        wanted = list({task.task_id: (agent_id, task) for agent_id, task in tasks}.values())
+        if not wanted:
+            return []
+        with self._transaction(write=True, create=True) as conn:
+            assert conn is not None  # create=True always yields a connection
+            ids = json.dumps([task.task_id for _, task in wanted])
+            stored = {
+                task_id
+                for (task_id,) in conn.execute(
+                    f"SELECT task_id FROM tasks WHERE task_id {_IN_IDS}", (ids,)
+                )
+            }
+            fresh = [(a, t) for a, t in wanted if t.task_id not in stored]
+            if not fresh:
+                return []
+            agent_ids = json.dumps(list(dict.fromkeys(a for a, _ in fresh)))
+            states = dict(
+                conn.execute(
+                    f"SELECT agent_id, state FROM agents WHERE agent_id {_IN_IDS}", (agent_ids,)
+                ).fetchall()
+            )
+            stamp = now()
+            conn.executemany(
+                "INSERT INTO agents (agent_id, name, spec_json, state, created_at, external) "
+                "VALUES (?, ?, ?, ?, ?, 1)",
+                [
+                    (
+                        a,
+                        a,
+                        encode_spec(external_spec(a, self.trust_level)),
+                        AgentState.UNKNOWN.value,
+                        stamp,
+                    )
+                    for a in dict.fromkeys(a for a, _ in fresh)
+                    if a not in states
+                ],
+            )
+            rows = []
+            for agent_id, task in fresh:
+                refused = states.get(agent_id) == AgentState.TERMINATED.value
+                rows.append(
+                    (
+                        storable_text(task.task_id),
+                        agent_id,
+                        storable_text(task.description),
+                        task.priority,
+                        task.coordination_type,
+                        task.fleet,
+                        (TaskState.FAILED if refused else TaskState.PENDING).value,
+                        refused_error(agent_id) if refused else None,
+                        stamp,
+                        stamp if refused else None,
+                    )
+                )
+            conn.executemany(
+                "INSERT INTO tasks (task_id, agent_id, description, priority, "
+                "coordination_type, fleet, state, error, enqueued_at, finished_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return [task.task_id for _, task in fresh]
+
+    def task_states(self, task_ids: Sequence[str]) -> dict[str, TaskState]:
+        """The state of each stored task among ``task_ids`` (unknown IDs are left out).
+
+        One query, whatever the number of IDs.
+
+        Raises:
+            InvalidArgumentError: ``task_ids`` is a single string.
+            CoordinatorError: the database cannot be opened or read.
+        """
+        ids = unique_ids(task_ids, "task_ids")
+        if not ids:
+            return {}
+        with self._transaction(write=False) as conn:
+            if conn is None:
+                return {}
+            rows = conn.execute(
+                f"SELECT task_id, state FROM tasks WHERE task_id {_IN_IDS}", (json.dumps(ids),)
+            ).fetchall()
+        return {task_id: TaskState(state) for task_id, state in rows}
+
     def agent_ids(self, state: AgentState | None = None) -> list[str]:
         """IDs of every agent known here (optionally only those in ``state``), oldest first.
 

@@ -10,44 +10,65 @@ The reference keeps its agents and their queued tasks in one JSON snapshot
      "message_bus": [], "evolution_store": {}, "serve_agent_id": null,
      "registered_skills": []}
 
-:class:`ReferenceRuntime` reads and changes that file so that both tools work on
-one directory: ``dal agent fleet run`` queues tasks that a dalfleet worker takes
-(:meth:`ReferenceRuntime.take`), and tasks dalfleet queues
-(:meth:`ReferenceRuntime.enqueue`) are listed by ``dal agent task list``. Every
-change is a read-modify-write under an exclusive lock that lands with an atomic
-replace; keys dalfleet does not know are kept. Runtime values (metadata, task
-results) use the reference's tagged form (``{"String": "x"}``, ``"Null"``).
+:class:`ReferenceRuntime` reads and changes that file. Every change is a
+read-modify-write under an exclusive lock that lands with an atomic replace (the
+store's :func:`~dalfleet.store.jsonfile.locked_file` and
+:func:`~dalfleet.store.jsonfile.replace_file`); keys dalfleet does not know are
+kept. Runtime values (metadata, task results) use the reference's tagged form
+(``{"String": "x"}``, ``"Null"``).
+
+:class:`ReferenceCoordinator` is the coordinator built on it, so that both tools
+work on one directory: ``dal agent fleet run`` queues tasks that ``dalfleet
+worker`` runs, and tasks ``dalfleet run`` queues are listed by ``dal agent task
+list``. :func:`coordinator_for_base` picks it (or the local coordinator) for
+:meth:`Client.for_base <dalfleet.client.Client.for_base>`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import json
 import math
 import os
-import secrets
 import stat
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
-import portalocker
 
-from dalfleet.errors import CoordinatorError, InvalidArgumentError
-from dalfleet.models import AgentSpec
+from dalfleet.coordinator.base import (
+    DEFAULT_LEASE,
+    EXTERNAL_KEY,
+    AgentStatus,
+    ClaimedTask,
+    Coordinator,
+    DispatchResult,
+    FinishStatus,
+    TaskCounts,
+    TaskOutcome,
+    TaskRecord,
+    TaskState,
+    check_lease,
+    refused_error,
+)
+from dalfleet.errors import CoordinatorError, InvalidArgumentError, StoreError
+from dalfleet.models import Agent, AgentSpec, AgentState, Task
 from dalfleet.mold.model import normalize_agent_type
+from dalfleet.store.jsonfile import fsync_dir, locked_file, read_own_file, replace_file
 
 __all__ = [
     "MAX_QUEUE_LEN",
     "RUNTIME_FILE",
     "SNAPSHOT_VERSION",
     "QueuedTask",
+    "RUNTIME_ENV",
+    "ReferenceCoordinator",
     "ReferenceRuntime",
     "agent_context",
+    "coordinator_for_base",
     "from_value",
     "runtime_path",
     "spec_of",
@@ -62,6 +83,10 @@ SNAPSHOT_VERSION = 1
 MAX_QUEUE_LEN = 10_000
 #: Largest file read (the reference has no limit; a bound keeps a bad file from exhausting memory).
 MAX_RUNTIME_BYTES = 256 * 1024 * 1024
+
+#: The environment variable that picks the default coordinator (``auto``, ``local``, ``reference``).
+RUNTIME_ENV = "DALFLEET_RUNTIME"
+_RUNTIMES = ("auto", "local", "reference")
 
 _PRIORITIES = ("low", "medium", "high", "critical")
 _TMP_PREFIX = ".agent_runtime."
@@ -545,47 +570,24 @@ class ReferenceRuntime:
                 read (corrupt: it is left as it is) or written.
         """
         self._ensure_dir()
-        try:
-            lock = portalocker.Lock(
-                str(self.lock_path),
-                mode="a",
-                timeout=self.lock_timeout,
-                check_interval=0.005,
-                fail_when_locked=False,
-                flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING,
-            )
-            lock.acquire()
-        except portalocker.exceptions.LockException:
-            raise CoordinatorError(
-                f"timed out after {self.lock_timeout:g}s waiting for the lock on {self.lock_path}"
-            ) from None
-        except OSError as exc:
-            raise CoordinatorError(f"cannot lock {self.lock_path}: {exc.strerror}") from None
-        try:
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(locked_file(self.lock_path, self.lock_timeout))
+            except StoreError as exc:
+                raise CoordinatorError(str(exc)) from None
             self._remove_stale_temps()
             current = self.load()
             working = json.loads(json.dumps(current))
             yield working
             if working != current:
                 self._write(working)
-        finally:
-            lock.release()
 
     def _read(self) -> bytes | None:
         try:
-            # O_NONBLOCK: a FIFO planted at the path must not hang the open.
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise CoordinatorError(f"cannot read {self.path}: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise CoordinatorError(f"cannot read {self.path}: it is not a regular file")
-            if info.st_size > MAX_RUNTIME_BYTES:
-                raise CoordinatorError(f"{self.path} is too large ({info.st_size} bytes)")
-            return handle.read(MAX_RUNTIME_BYTES + 1)
+            # Never follows a link, never blocks on a FIFO planted at the path.
+            return read_own_file(self.path, "agent runtime file", MAX_RUNTIME_BYTES)
+        except StoreError as exc:
+            raise CoordinatorError(str(exc)) from None
 
     def _checked(self, snapshot: Any) -> dict[str, Any]:
         def bad(why: str) -> CoordinatorError:
@@ -633,23 +635,11 @@ class ReferenceRuntime:
     def _write(self, snapshot: dict[str, Any]) -> None:
         # Pretty-printed with two spaces, as the reference writes it.
         payload = json.dumps(snapshot, indent=2, ensure_ascii=False).encode("utf-8")
-        directory = self.path.parent
-        tmp = directory / f"{_TMP_PREFIX}{secrets.token_hex(6)}{_TMP_SUFFIX}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            try:
-                view = memoryview(payload)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            reason = "it is a directory" if exc.errno == errno.EISDIR else exc.strerror
-            raise CoordinatorError(f"cannot write {self.path}: {reason}") from None
+            replace_file(self.path, [payload], "agent runtime file")
+        except StoreError as exc:
+            raise CoordinatorError(str(exc)) from None
+        fsync_dir(self.path.parent)
 
 
 def _task(task_id: str, description: str, priority: str, when: str) -> dict[str, Any]:
@@ -687,3 +677,455 @@ def _ids(agent_ids: Sequence[str]) -> list[str]:
             f"agent_ids must be a sequence of IDs, not the string {agent_ids!r}"
         )
     return list(dict.fromkeys(agent_ids))
+
+
+# --------------------------------------------------------------------------- the coordinator
+
+
+class ReferenceCoordinator:
+    """A :class:`~dalfleet.coordinator.base.Coordinator` that shares the reference's agent file.
+
+    Task states, leases and attempts live in the local SQLite coordinator under
+    ``<base>/.dal/`` (the reference's file has no room for them); the reference's
+    ``.dal/agent_runtime.json`` is kept in step, in its own shape, so that its
+    queue holds the tasks that are pending here:
+
+    * agents spawned here are written there (``dal agent fleet show`` members exist
+      for the reference too), and terminating one marks it ``terminated`` there;
+    * a task dispatched here (or released by a worker that stopped) is queued
+      there too, under the same ID, so ``dal agent task list`` shows it; it leaves
+      that queue when a worker here claims it;
+    * a task queued there (``dal agent fleet run``) is taken in here, keeping its
+      ID, whenever dalfleet looks at its agent (a claim, a status, a count, a task
+      listing): a ``dalfleet worker`` runs it and it is counted as pending;
+    * a finished task is written into its agent's task list there, with its status
+      (``completed`` / ``failed``) and result or error.
+
+    Agents the reference spawned are known here by their stored config and state.
+    The two files are two stores: a call changes the SQLite database atomically
+    and then brings the reference's file in step; if that second write fails the
+    file is brought in step by a later call (the database decides).
+    """
+
+    def __init__(
+        self,
+        base: str | os.PathLike[str],
+        trust_level: str = "sandboxed",
+        *,
+        max_attempts: int | None = None,
+        runtime: ReferenceRuntime | None = None,
+    ) -> None:
+        from dalfleet.coordinator.local import LocalCoordinator
+
+        self.base = Path(base)
+        self.runtime = runtime if runtime is not None else ReferenceRuntime(self.base)
+        if max_attempts is None:
+            self.inner = LocalCoordinator(self.base, trust_level)
+        else:
+            self.inner = LocalCoordinator(self.base, trust_level, max_attempts=max_attempts)
+
+    def __repr__(self) -> str:
+        return f"ReferenceCoordinator({str(self.base)!r}, trust_level={self.trust_level!r})"
+
+    @property
+    def trust_level(self) -> str:
+        """Every spawned agent's spec carries this trust level."""
+        return self.inner.trust_level
+
+    @trust_level.setter
+    def trust_level(self, value: str) -> None:
+        self.inner.trust_level = value
+
+    @property
+    def max_attempts(self) -> int:
+        """Claims a task gets before an expired lease fails it."""
+        return self.inner.max_attempts
+
+    @max_attempts.setter
+    def max_attempts(self, value: int) -> None:
+        self.inner.max_attempts = value
+
+    # -- agents
+
+    def spawn(self, specs: Sequence[AgentSpec]) -> list[str]:
+        """As the protocol; the agents are written into the reference's file too.
+
+        Raises:
+            CoordinatorError: as the protocol (the new agents are terminated here
+                when the reference's file cannot be written).
+        """
+        if not specs:
+            return []
+        self.runtime.load()  # a file that cannot be read refuses the call before any change
+        ids = self.inner.spawn(specs)
+        stored = self.inner.agents(ids)
+        try:
+            self.runtime.add_agents([(i, stored[i].spec) for i in ids if i in stored])
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.inner.terminate(ids)
+            raise
+        return ids
+
+    def terminate(self, agent_ids: Sequence[str]) -> None:
+        """As the protocol; the agents are marked ``terminated`` in the reference's file,
+        and their pending tasks (those it queued included) fail and leave its queue.
+
+        Raises:
+            InvalidArgumentError / CoordinatorError: as the protocol.
+        """
+        ids = _ids(agent_ids)
+        if not ids:
+            return
+        self._sync(ids)  # the reference's queued tasks fail with the rest
+        self.inner.terminate(ids)
+        self.runtime.terminate(ids)
+        self._sync(ids)
+
+    def agents(self, agent_ids: Sequence[str]) -> dict[str, Agent]:
+        """As the protocol; agents the reference spawned are included.
+
+        Raises:
+            InvalidArgumentError / CoordinatorError: as the protocol.
+        """
+        ids = _ids(agent_ids)
+        found = self.inner.agents(ids)
+        theirs = self._reference_agents(
+            self.runtime.load(), [i for i in ids if _external_or_missing(found.get(i))]
+        )
+        out: dict[str, Agent] = {}
+        for agent_id in ids:
+            if agent_id in theirs:
+                out[agent_id] = theirs[agent_id]
+            elif agent_id in found:
+                out[agent_id] = found[agent_id]
+        return out
+
+    def agent_ids(self, state: AgentState | None = None) -> list[str]:
+        """As the protocol: the agents spawned (or given an inbox) here, oldest first.
+
+        Agents the reference spawned are not listed: they are not this tool's to
+        terminate as orphans (``dal agent`` may have made them outside any fleet).
+
+        Raises:
+            CoordinatorError: as the protocol.
+        """
+        return self.inner.agent_ids(state)
+
+    def status(self, agent_ids: Sequence[str]) -> dict[str, AgentStatus]:
+        """As the protocol; the state of an agent the reference spawned is its state
+        there, and the tasks the reference queued for it are counted.
+
+        Raises:
+            InvalidArgumentError / CoordinatorError: as the protocol.
+        """
+        ids = _ids(agent_ids)
+        snapshot = self._sync(ids)
+        statuses = self.inner.status(ids)
+        unknown = [i for i in ids if statuses[i].state == AgentState.UNKNOWN]
+        for agent_id, agent in self._reference_agents(snapshot, unknown).items():
+            statuses[agent_id] = attrs.evolve(statuses[agent_id], state=agent.state)
+        return statuses
+
+    def _reference_agents(
+        self, snapshot: Mapping[str, Any], agent_ids: Iterable[str]
+    ) -> dict[str, Agent]:
+        contexts = snapshot["agent_contexts"]
+        out = {}
+        for agent_id in agent_ids:
+            context = contexts.get(agent_id)
+            if isinstance(context, dict):
+                state = (
+                    AgentState.TERMINATED
+                    if context.get("status") == "terminated"
+                    else AgentState.ALIVE
+                )
+                out[agent_id] = Agent(agent_id, spec_of(context), state)
+        return out
+
+    def _sync(self, agent_ids: Sequence[str]) -> dict[str, Any]:
+        """Take in the reference's queued tasks of these agents (keeping their IDs), and
+        drop from its queue their tasks that are no longer pending here.
+
+        Returns the snapshot as read before any change.
+        """
+        snapshot = self.runtime.load()
+        wanted = set(agent_ids)
+        queued = [t for t in _queued(snapshot) if t.agent_id in wanted]
+        if not queued:
+            return snapshot
+        states = self.inner.task_states([t.task_id for t in queued])
+        foreign = [t for t in queued if t.task_id not in states]
+        if foreign:
+            self.inner.adopt([(t.agent_id, _as_task(t)) for t in foreign])
+            states.update(self.inner.task_states([t.task_id for t in foreign]))
+        if any(state != TaskState.PENDING for state in states.values()):
+            with self.runtime.transaction() as current:
+                # Checked again under the lock: a release may have made one pending.
+                entries = current["task_queue"]
+                mine = [t.task_id for t in _queued(current) if t.agent_id in wanted]
+                now_states = self.inner.task_states(mine)
+                current["task_queue"] = [
+                    entry
+                    for entry, task in zip(entries, _queued(current), strict=True)
+                    if not (
+                        task.agent_id in wanted
+                        and now_states.get(task.task_id, TaskState.PENDING) != TaskState.PENDING
+                    )
+                ]
+        return snapshot
+
+    # -- tasks
+
+    def dispatch(
+        self,
+        agent_ids: Sequence[str],
+        task: Task,
+        *,
+        worker: str | None = None,
+        lease: float = DEFAULT_LEASE,
+    ) -> dict[str, DispatchResult]:
+        """As the protocol; pending tasks are queued in the reference's file too (same
+        IDs), and an agent the reference marked ``terminated`` gets an error result.
+
+        Raises:
+            InvalidArgumentError / CoordinatorError: as the protocol.
+        """
+        ids = _ids(agent_ids)
+        check_lease(lease)
+        refused = self._terminated_there(ids)
+        allowed = [i for i in ids if i not in refused]
+        results = self.inner.dispatch(allowed, task, worker=worker, lease=lease) if allowed else {}
+        if worker is None:
+            self.runtime.enqueue_tasks(
+                [
+                    QueuedTask(agent_id, r.task.task_id, r.task.description, _priority(r.task))
+                    for agent_id, r in results.items()
+                    if r.task is not None
+                ]
+            )
+        return {
+            agent_id: results[agent_id]
+            if agent_id in results
+            else DispatchResult(agent_id, error=refused_error(agent_id))
+            for agent_id in ids
+        }
+
+    def _terminated_there(self, ids: list[str]) -> set[str]:
+        """Those of ``ids`` that the reference spawned and marked ``terminated``."""
+        if not ids:
+            return set()
+        found = self.inner.agents(ids)
+        theirs = self._reference_agents(
+            self.runtime.load(), [i for i in ids if _external_or_missing(found.get(i))]
+        )
+        return {i for i, agent in theirs.items() if agent.state == AgentState.TERMINATED}
+
+    def claim(
+        self,
+        agent_ids: Sequence[str],
+        worker: str,
+        limit: int,
+        *,
+        lease: float = DEFAULT_LEASE,
+    ) -> list[ClaimedTask]:
+        """As the protocol; tasks the reference queued for these agents are taken in
+        first, and a claimed task leaves the reference's queue. A task for an agent
+        the reference spawned carries that agent as the reference stored it.
+
+        Raises:
+            InvalidArgumentError / CoordinatorError: as the protocol.
+        """
+        ids = _ids(agent_ids)
+        check_lease(lease)
+        if limit < 1 or not ids:
+            return []
+        snapshot = self._sync(ids)
+        refused = self._terminated_there(ids)
+        claimed = self.inner.claim([i for i in ids if i not in refused], worker, limit, lease=lease)
+        if not claimed:
+            return claimed
+        theirs = self._reference_agents(
+            snapshot,
+            {c.agent.agent_id for c in claimed if _external_or_missing(c.agent)},
+        )
+        with contextlib.suppress(CoordinatorError):
+            # Claimed here already; a queue entry left by a failed write is dropped
+            # by the next call that looks at this agent.
+            self.runtime.remove([c.task.task_id for c in claimed])
+        return [
+            attrs.evolve(c, agent=theirs[c.agent.agent_id]) if c.agent.agent_id in theirs else c
+            for c in claimed
+        ]
+
+    def renew(
+        self, task_ids: Sequence[str], worker: str, lease: float = DEFAULT_LEASE
+    ) -> list[str]:
+        """As the protocol.
+
+        Raises:
+            InvalidArgumentError / CoordinatorError: as the protocol.
+        """
+        return self.inner.renew(task_ids, worker, lease)
+
+    def finish(self, outcome: TaskOutcome, worker: str) -> FinishStatus:
+        """As the protocol.
+
+        Raises:
+            CoordinatorError: as the protocol.
+        """
+        return self.finish_many([outcome], worker)[outcome.task_id]
+
+    def finish_many(self, outcomes: Sequence[TaskOutcome], worker: str) -> dict[str, FinishStatus]:
+        """As the protocol; each recorded outcome is written into its agent's task list
+        in the reference's file too (after it is recorded here).
+
+        Raises:
+            CoordinatorError: as the protocol.
+        """
+        statuses = self.inner.finish_many(outcomes, worker)
+        done = []
+        seen = set()
+        for outcome in outcomes:
+            if outcome.task_id in seen or statuses.get(outcome.task_id) != FinishStatus.RECORDED:
+                continue
+            seen.add(outcome.task_id)
+            record = self.inner.task(outcome.task_id)
+            if record is None:
+                continue
+            queued = QueuedTask(
+                record.agent_id,
+                record.task_id,
+                record.task.description,
+                _priority(record.task),
+                _rfc3339(record.enqueued_at),
+            )
+            done.append((queued, outcome.ok, record.result if outcome.ok else record.error))
+        with contextlib.suppress(CoordinatorError):
+            # The outcome is recorded here; a mirror that cannot be written must not undo it.
+            self.runtime.record_many(done)
+        return statuses
+
+    def release(self, task_ids: Sequence[str], worker: str) -> None:
+        """As the protocol; a task put back to pending is queued in the reference's
+        file again (``dal agent task list`` shows it).
+
+        Raises:
+            InvalidArgumentError / CoordinatorError: as the protocol.
+        """
+        ids = _ids(task_ids)
+        self.inner.release(ids, worker)
+        back = [
+            record
+            for task_id, state in self.inner.task_states(ids).items()
+            if state == TaskState.PENDING and (record := self.inner.task(task_id)) is not None
+        ]
+        if not back:
+            return
+        # Released here already; the reference's queue is a view of it.
+        with contextlib.suppress(CoordinatorError), self.runtime.transaction() as snapshot:
+            present = {t.task_id for t in _queued(snapshot)}
+            when = _now()
+            for record in back:
+                if record.task_id not in present:
+                    stored = _task(
+                        record.task_id,
+                        record.task.description,
+                        _priority(record.task),
+                        _rfc3339(record.enqueued_at) or when,
+                    )
+                    snapshot["task_queue"].append([record.agent_id, stored])
+            del snapshot["task_queue"][:-MAX_QUEUE_LEN]
+
+    def task_counts(self, agent_ids: Sequence[str]) -> TaskCounts:
+        """As the protocol; tasks the reference queued for these agents count as pending.
+
+        Raises:
+            InvalidArgumentError / CoordinatorError: as the protocol.
+        """
+        ids = _ids(agent_ids)
+        self._sync(ids)
+        return self.inner.task_counts(ids)
+
+    def tasks(self, agent_id: str) -> list[TaskRecord]:
+        """As the protocol; tasks the reference queued for this agent are included.
+
+        Raises:
+            CoordinatorError: as the protocol.
+        """
+        self._sync([agent_id])
+        return self.inner.tasks(agent_id)
+
+    def task(self, task_id: str) -> TaskRecord | None:
+        """As the protocol; a task only the reference has queued so far is found too.
+
+        Raises:
+            CoordinatorError: as the protocol.
+        """
+        record = self.inner.task(task_id)
+        if record is not None:
+            return record
+        owners = [t.agent_id for t in _queued(self.runtime.load()) if t.task_id == task_id]
+        if not owners:
+            return None
+        self._sync(owners)
+        return self.inner.task(task_id)
+
+    def close(self) -> None:
+        """Release the database connection. Never raises."""
+        self.inner.close()
+
+
+def _external_or_missing(agent: Agent | None) -> bool:
+    return agent is None or agent.spec.metadata.get(EXTERNAL_KEY) == "true"
+
+
+def _priority(task: Task) -> str:
+    """The task's priority as the reference's queue spells it (``medium`` if another)."""
+    return task.priority if task.priority in _PRIORITIES else "medium"
+
+
+def _as_task(queued: QueuedTask) -> Task:
+    priority = queued.priority if queued.priority in _PRIORITIES else "medium"
+    return Task(task_id=queued.task_id, description=queued.description, priority=priority)
+
+
+def _rfc3339(stamp: float | None) -> str:
+    """Seconds since the epoch as the reference writes times ('' for None)."""
+    if stamp is None:
+        return ""
+    return datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc).isoformat()
+
+
+def coordinator_for_base(
+    base: str | os.PathLike[str],
+    trust_level: str,
+    runtime: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Coordinator:
+    """The default coordinator of a project directory (SPEC §5, reference runtime).
+
+    ``runtime`` (else ``$DALFLEET_RUNTIME``, else ``auto``): ``reference`` shares the
+    reference's ``.dal/agent_runtime.json`` (a :class:`ReferenceCoordinator`, which
+    creates the file when it first writes); ``local`` uses the SQLite coordinator
+    only; ``auto`` shares the reference's file when it exists. Nothing is opened yet.
+
+    Raises:
+        InvalidArgumentError: ``runtime`` (or the variable) is not one of those three.
+    """
+    from dalfleet.coordinator.local import LocalCoordinator
+
+    env = os.environ if environ is None else environ
+    chosen = runtime if runtime is not None else (env.get(RUNTIME_ENV) or "auto")
+    if chosen not in _RUNTIMES:
+        source = "runtime" if runtime is not None else f"${RUNTIME_ENV}"
+        raise InvalidArgumentError(
+            f"{source} must be one of {', '.join(_RUNTIMES)}, not {chosen!r}"
+        )
+    if chosen == "reference" or (
+        chosen == "auto" and ReferenceRuntime(base, path=runtime_path(base, env)).exists()
+    ):
+        return ReferenceCoordinator(
+            base, trust_level, runtime=ReferenceRuntime(base, path=runtime_path(base, env))
+        )
+    return LocalCoordinator(base, trust_level=trust_level)

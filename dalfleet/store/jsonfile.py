@@ -61,7 +61,11 @@ __all__ = [
     "FleetFileWarning",
     "JsonFileStore",
     "fleet_file_path",
+    "fsync_dir",
     "history_file_path",
+    "locked_file",
+    "read_own_file",
+    "replace_file",
 ]
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -199,7 +203,7 @@ def _open_own_file(path: Path, flags: int, what: str) -> int | None:
     return fd
 
 
-def _read_own_file(path: Path, what: str, max_bytes: int) -> bytes | None:
+def read_own_file(path: Path, what: str, max_bytes: int) -> bytes | None:
     """The bytes of dalfleet's own regular file at ``path``; ``None`` if absent.
 
     Raises:
@@ -325,10 +329,10 @@ class JsonFileStore:
         return _content_key([raw]), history_raw, fleets, data, floats
 
     def _load_parsed(self) -> _Parsed | None:
-        raw = _read_own_file(self.path, "fleet file", self.max_bytes)
+        raw = read_own_file(self.path, "fleet file", self.max_bytes)
         if raw is None:
             return None
-        history_raw = _read_own_file(self.history_path, "history file", self.max_bytes)
+        history_raw = read_own_file(self.history_path, "history file", self.max_bytes)
         # Same bytes, same fleets: reuse the last parse (Fleet objects are immutable).
         key = str(self.path)
         hit = _PARSED.get(key)
@@ -505,27 +509,7 @@ class JsonFileStore:
         return payload, trimmed
 
     def _replace(self, path: Path, payload: list[bytes], what: str) -> None:
-        directory = path.parent
-        tmp = directory / f".{path.name}.{os.urandom(6).hex()}{_TMP_SUFFIX}"
-        try:
-            # O_EXCL: a name that exists (even as a dangling link) is never opened.
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC
-            fd = os.open(tmp, flags, 0o666)  # the umask applies, as for any new file
-            try:
-                for chunk in payload:
-                    view = memoryview(chunk)
-                    while view:
-                        written = os.write(fd, view)
-                        view = view[written:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            reason = "it is a directory" if exc.errno == errno.EISDIR else exc.strerror
-            raise StoreError(f"cannot write {what} {path}: {reason}") from None
+        replace_file(path, payload, what)
 
     def _history_changed(self, fleets: dict[str, Fleet], loaded: _Parsed | None) -> bool:
         if loaded is None or loaded[1] is None:
@@ -550,7 +534,7 @@ class JsonFileStore:
             # too many, never a deployment without its revision.
             self._replace(self.history_path, [history_payload], "history file")
         self._replace(self.path, payload, "fleet file")
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         if trimmed:  # the files hold less history than these fleets: parse them next time
             _PARSED.pop(str(self.path), None)
         else:  # exactly what parsing the new files gives; saves that parse
@@ -560,55 +544,21 @@ class JsonFileStore:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         deadline = time.monotonic() + self.lock_timeout
-        while True:
-            fd = _open_own_file(self.lock_path, os.O_RDWR | os.O_CREAT, "lock file")
-            if fd is None:  # O_CREAT found no directory: it was removed under us
-                raise StoreError(f"cannot lock {self.lock_path}: {self.path.parent} is gone")
-            try:
-                _lock_fd(fd, deadline, self.lock_path, self.lock_timeout)
-                # A lock file deleted or replaced while we waited is no longer the
-                # lock: take the one at the path now.
-                try:
-                    same = os.path.samestat(
-                        os.fstat(fd), os.stat(self.lock_path, follow_symlinks=False)
-                    )
-                except FileNotFoundError:
-                    same = False
-            except BaseException:
-                os.close(fd)
-                raise
-            if same:
-                break
-            os.close(fd)
-            if time.monotonic() >= deadline:
-                raise StoreError(
-                    f"timed out after {self.lock_timeout:g}s waiting for the lock on "
-                    f"{self.lock_path} (it keeps being replaced)"
-                )
-        if _fcntl is None:  # pragma: no cover - Windows: a directory cannot be locked
-            try:
+        with locked_file(self.lock_path, self.lock_timeout, deadline=deadline):
+            if _fcntl is None:  # pragma: no cover - Windows: a directory cannot be locked
                 yield
-            finally:
-                os.close(fd)
-            return
-        try:
-            dir_fd = os.open(self.path.parent, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
-        except OSError as exc:
-            os.close(fd)
-            raise StoreError(f"cannot lock {self.path.parent}: {exc.strerror}") from None
-        try:
-            # The directory cannot be deleted under us while it holds the fleet file:
-            # it is the lock that survives a deleted lock file.
-            _lock_fd(dir_fd, deadline, self.path.parent, self.lock_timeout)
+                return
             try:
+                dir_fd = os.open(self.path.parent, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+            except OSError as exc:
+                raise StoreError(f"cannot lock {self.path.parent}: {exc.strerror}") from None
+            try:
+                # The directory cannot be deleted under us while it holds the fleet file:
+                # it is the lock that survives a deleted lock file.
+                _lock_fd(dir_fd, deadline, self.path.parent, self.lock_timeout)
                 yield
             finally:
                 os.close(dir_fd)  # closing drops the lock
-                dir_fd = -1
-        finally:
-            if dir_fd != -1:
-                os.close(dir_fd)
-            os.close(fd)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[dict[str, Fleet]]:
@@ -636,6 +586,81 @@ class JsonFileStore:
             yield working
             if working != current:
                 self._write(working, loaded)
+
+
+def replace_file(path: Path, payload: list[bytes], what: str) -> None:
+    """Replace ``path`` with the concatenated ``payload``, atomically: a temp file
+    ``.<name>.<random>.tmp`` beside it, written, fsynced and renamed over it. A crash
+    at any instant leaves the old or the new file; the temp file is removed on error.
+
+    Raises:
+        StoreError: the file cannot be written (``what`` names it in the message).
+    """
+    directory = path.parent
+    tmp = directory / f".{path.name}.{os.urandom(6).hex()}{_TMP_SUFFIX}"
+    try:
+        # O_EXCL: a name that exists (even as a dangling link) is never opened.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC
+        fd = os.open(tmp, flags, 0o666)  # the umask applies, as for any new file
+        try:
+            for chunk in payload:
+                view = memoryview(chunk)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        reason = "it is a directory" if exc.errno == errno.EISDIR else exc.strerror
+        raise StoreError(f"cannot write {what} {path}: {reason}") from None
+
+
+@contextlib.contextmanager
+def locked_file(
+    lock_path: Path, timeout: float, *, deadline: float | None = None
+) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` (created if missing) for the block.
+
+    A lock file deleted or replaced while we waited is no longer the lock: the one
+    at the path then is taken instead. A lock left by a killed process never blocks
+    anyone (the kernel drops it with the process).
+
+    Raises:
+        StoreError: the lock cannot be taken before ``timeout`` seconds (or
+            ``deadline``, a ``time.monotonic()`` value) pass, or the lock file is
+            not a regular file or cannot be opened.
+    """
+    if deadline is None:
+        deadline = time.monotonic() + timeout
+    while True:
+        fd = _open_own_file(lock_path, os.O_RDWR | os.O_CREAT, "lock file")
+        if fd is None:  # O_CREAT found no directory: it was removed under us
+            raise StoreError(f"cannot lock {lock_path}: {lock_path.parent} is gone")
+        try:
+            _lock_fd(fd, deadline, lock_path, timeout)
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(lock_path, follow_symlinks=False))
+            except FileNotFoundError:
+                same = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if same:
+            break
+        os.close(fd)
+        if time.monotonic() >= deadline:
+            raise StoreError(
+                f"timed out after {timeout:g}s waiting for the lock on {lock_path} "
+                "(it keeps being replaced)"
+            )
+    try:
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
 
 
 def _lock_fd(fd: int, deadline: float, path: Path, timeout: float) -> None:
@@ -698,8 +723,9 @@ def _lenient(entry: Any, key: str, path: Path) -> Any:
     return fixed
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; some filesystems refuse, which is not an error.
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (fsync the directory). Never raises."""
+    # Some filesystems refuse to fsync a directory, which is not an error.
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
