@@ -4,7 +4,7 @@ A backend's own test suite subclasses a kit and provides a function-scoped
 fixture that yields a fresh, empty backend::
 
     import pytest
-    from dalfleet.testing import CoordinatorContract
+    from dalfleet.testing import CoordinatorContract, StoreContract
 
     class TestMyCoordinator(CoordinatorContract):
         @pytest.fixture

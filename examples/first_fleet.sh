@@ -14,10 +14,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/dalfleet-first-fleet.XXXXXX")
 cd "$work"
 echo "# project directory: $work"
 
-mkdir -p mold
-python3 -c 'import shutil, dalfleet.mold as m; shutil.copy(m.sample_mold_path(), "mold/worker.mold.dal")'
-
 set -x
+dalfleet init        # the sample Worker mold, mold/worker.mold.dal (and fleets.yaml)
 dalfleet create assistant-workers --from-mold mold/worker.mold.dal --count 2
 dalfleet list -v
 dalfleet deploy assistant-workers "Smoke test task"

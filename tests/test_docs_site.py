@@ -48,6 +48,20 @@ def test_every_nav_page_is_built(site: Path) -> None:
     assert "first fleet" in (site / "index.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # builds the site
+def test_every_fenced_block_renders_as_code(site: Path) -> None:
+    """A fence the Markdown extension does not take (``sh norun``) turns into text that
+    runs on until the next fence, swallowing headings and anchors on the way."""
+    from tests.test_docs_blocks import blocks_of
+
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        page = site / ("index.html" if doc.stem == "index" else f"{doc.stem}/index.html")
+        html = page.read_text(encoding="utf-8")
+        assert "```" not in html, f"{doc.name}: a fence was not rendered as a code block"
+        fences = len(blocks_of(doc))
+        assert len(re.findall(r"<pre[ >]", html)) >= fences, doc.name
+
+
 # Documented on their own pages rather than in the API reference.
 NOT_IN_API = {"dalfleet.cli": "cli.md"}
 

@@ -235,9 +235,10 @@ class Coordinator(Protocol):
     """Where agents live: spawn, terminate, dispatch, claim, finish, report.
 
     Implementations: :class:`~dalfleet.coordinator.memory.MemoryCoordinator`
-    (in-process) and :class:`~dalfleet.coordinator.local.LocalCoordinator`
-    (SQLite under ``<base>/.dal/``). See the module docstring for the rules every
-    method follows (atomic, thread-safe, values out, any text in, ID lists).
+    (in-process), :class:`~dalfleet.coordinator.local.LocalCoordinator` (SQLite
+    under ``<base>/.dal/``) and :class:`~dalfleet.coordinator.postgres.PostgresCoordinator`
+    (one PostgreSQL database shared by many hosts). See the module docstring for the
+    rules every method follows (atomic, thread-safe, values out, any text in, ID lists).
     """
 
     trust_level: str
