@@ -35,7 +35,7 @@ from dalfleet.client import Client, fleet_not_found
 from dalfleet.convert import unstructure_fleet
 from dalfleet.errors import FleetError
 from dalfleet.models import AgentState, Fleet, MemberOutcome, RunReport
-from dalfleet.validate import show_value
+from dalfleet.errors import quote as show_value
 
 __all__ = ["build_parser", "main"]
 

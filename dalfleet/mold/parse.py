@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import attrs
 
-from dalfleet.errors import MoldError
+from dalfleet.errors import MoldError, quote
 from dalfleet.mold.model import (
     LIFECYCLE_HOOKS,
     MAX_MOLD_SIZE,
@@ -268,7 +268,7 @@ def _memory_problem(value: str) -> str | None:
 
 def _q(text: str) -> str:
     """Quote a (shortened) piece of mold text for an error message."""
-    return repr(_excerpt(text.strip()))
+    return quote(text.strip(), limit=60)
 
 
 # --------------------------------------------------------------------------- legacy JSON

@@ -13,9 +13,10 @@ import pathlib
 
 import attrs
 
-from dalfleet.errors import MoldError, MoldNotFoundError
+from dalfleet.errors import MoldError, MoldNotFoundError, quote
 from dalfleet.mold.model import MAX_MOLD_SIZE, Mold
 from dalfleet.mold.parse import parse_mold
+from dalfleet.rules import check_mold_source
 
 __all__ = ["load_mold", "read_mold_file", "resolve_mold", "sample_mold_path"]
 
@@ -23,7 +24,7 @@ _SUFFIXES: tuple[str, ...] = (".mold.dal", ".mold.json")
 _SAMPLE = "worker.mold.dal"
 
 
-def resolve_mold(source: str, base: str | os.PathLike[str]) -> pathlib.Path:
+def resolve_mold(source: str | os.PathLike[str], base: str | os.PathLike[str]) -> pathlib.Path:
     """Return the mold file that ``source`` names, looked up against ``base``.
 
     The first hit wins: (1) ``source`` as an absolute path to an existing file;
@@ -34,12 +35,10 @@ def resolve_mold(source: str, base: str | os.PathLike[str]) -> pathlib.Path:
     Files that fail to parse are skipped in step 5. A directory is never a hit.
 
     Raises:
-        MoldError: ``source`` is empty or blank.
+        MoldSourceError: ``source`` is empty or blank (a MoldError).
         MoldNotFoundError: nothing matched; the message lists what was tried.
     """
-    if not isinstance(source, str) or not source.strip():
-        raise MoldError("mold source is empty: give a mold file path or a mold name")
-    source = source.strip()
+    source = check_mold_source(source).strip()
     base_path = pathlib.Path(base)
     tried: list[str] = []
     directories: list[pathlib.Path] = []
@@ -70,9 +69,9 @@ def resolve_mold(source: str, base: str | os.PathLike[str]) -> pathlib.Path:
             return str(path)
 
     message = (
-        f"mold {source!r} not found in {base_path}: tried "
+        f"mold {quote(source)} not found in {base_path}: tried "
         + ", ".join(shown(pathlib.Path(t)) for t in tried)
-        + f", and molds named {source!r} in ., mold/, mold/samples/"
+        + f", and molds named {quote(source)} in ., mold/, mold/samples/"
     )
     if directories:
         message += " (" + ", ".join(f"{shown(d)} is a directory" for d in directories) + ")"
@@ -96,7 +95,7 @@ def read_mold_file(path: str | os.PathLike[str]) -> str:
         raise MoldError(f"cannot read mold file {path}: {exc.strerror or exc}") from None
     except ValueError as exc:
         # Raised by the OS layer for a path with an embedded NUL.
-        raise MoldError(f"cannot read mold file {path!r}: {exc}") from None
+        raise MoldError(f"cannot read mold file {quote(str(path))}: {exc}") from None
     if len(data) > MAX_MOLD_SIZE:
         raise MoldError(f"mold file {path} is larger than the limit of {MAX_MOLD_SIZE} bytes")
     try:
@@ -107,7 +106,7 @@ def read_mold_file(path: str | os.PathLike[str]) -> str:
         ) from None
 
 
-def load_mold(source: str, base: str | os.PathLike[str]) -> Mold:
+def load_mold(source: str | os.PathLike[str], base: str | os.PathLike[str]) -> Mold:
     """Resolve ``source`` against ``base`` (see :func:`resolve_mold`), read and parse it.
 
     The returned mold's ``path`` is the file it was read from.
