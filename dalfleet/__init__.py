@@ -7,7 +7,8 @@ on every member, check health, and export to Kubernetes or Docker Compose::
     fleet.create_from_mold("workers", "worker", count=2)
 """
 
-from dalfleet.client import Client
+from dalfleet._version import __version__
+from dalfleet.client import Client, MoldSource, Params, Progress, WorkStats
 from dalfleet.errors import (
     ArgumentCountError,
     CoordinatorError,
@@ -20,6 +21,7 @@ from dalfleet.errors import (
     InvalidArgumentError,
     MoldError,
     MoldNotFoundError,
+    MoldSourceError,
     StoreError,
     UnknownFunctionError,
 )
@@ -30,16 +32,29 @@ from dalfleet.models import (
     ExportFormat,
     Fleet,
     FleetHealth,
+    FrozenDict,
+    HealthStatus,
     MemberHealth,
     MemberOutcome,
+    OutcomeStatus,
     Revision,
     RunReport,
     Task,
 )
-
-__version__ = "0.1.0"
+from dalfleet.rollout import Change, ChangeKind, FleetSpec
 
 __all__ = [
+    "Change",
+    "ChangeKind",
+    "FleetSpec",
+    "FrozenDict",
+    "HealthStatus",
+    "MoldSource",
+    "MoldSourceError",
+    "OutcomeStatus",
+    "Params",
+    "Progress",
+    "WorkStats",
     "Agent",
     "AgentSpec",
     "AgentState",

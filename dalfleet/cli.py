@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import enum
 import json
 import os
 import re
@@ -23,7 +24,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -32,10 +33,10 @@ import attrs
 
 from dalfleet import __version__
 from dalfleet.client import Client, fleet_not_found
-from dalfleet.convert import unstructure_fleet
+from dalfleet.convert import to_json_document, unstructure_fleet
 from dalfleet.errors import FleetError
-from dalfleet.models import AgentState, Fleet, MemberOutcome, RunReport
 from dalfleet.errors import quote as show_value
+from dalfleet.models import AgentState, Fleet, MemberOutcome, RunReport
 
 __all__ = ["build_parser", "main"]
 
@@ -478,10 +479,8 @@ def _out(line: str = "") -> None:
 
 
 def _json_default(value: object) -> Any:
-    if isinstance(value, AgentState):
-        return value.value
-    if attrs.has(type(value)):
-        return attrs.asdict(value)  # type: ignore[arg-type]
+    if attrs.has(type(value)) or isinstance(value, (Mapping, enum.Enum)):
+        return to_json_document(value)
     return repr(value)
 
 
@@ -715,7 +714,8 @@ def _cmd_add_member(args: argparse.Namespace) -> int:
 
 
 def _report_json(report: RunReport) -> dict[str, Any]:
-    return {**attrs.asdict(report), "ok": report.ok}
+    document: dict[str, Any] = to_json_document(report)
+    return document
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -756,7 +756,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
     with _client(args) as client:
         health = client.health(args.name)
     if args.json:
-        from dalfleet.dal import health_map
+        from dalfleet.convert import health_map
 
         _print_json({**health_map(health), "alive_count": health.alive_count})
         return EXIT_OK
@@ -889,7 +889,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
             **options,
         )
     if args.json:
-        _print_json(attrs.asdict(stats))
+        _print_json(to_json_document(stats))
     else:
         _out(
             f"Worker for fleet {_q(stats.fleet_name)}: executed {stats.executed} "
@@ -904,7 +904,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
     with _client(args) as client:
         revisions = client.history(args.name)
     if args.json:
-        _print_json([attrs.asdict(revision) for revision in revisions])
+        _print_json(to_json_document(revisions))
         return EXIT_OK
     if not revisions:
         _out(f"No deployments recorded for fleet {_q(args.name)}")
@@ -917,7 +917,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        fleet = client.rollback(args.name, args.to)
+        fleet = client.rollback(args.name, to_revision=args.to)
     if args.json:
         _print_json(_fleet_json(fleet))
     else:
@@ -976,7 +976,7 @@ def _cmd_mold_show(args: argparse.Namespace) -> int:
 
     mold = load_mold(args.source, _base(args))
     if args.json:
-        _print_json(attrs.asdict(mold))
+        _print_json(to_json_document(mold))
         return EXIT_OK
 
     def listed(items: Sequence[str]) -> str:

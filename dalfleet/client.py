@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from dalfleet import rollout
 from dalfleet.coordinator import (
     ClaimedTask,
     Coordinator,
@@ -33,39 +34,63 @@ from dalfleet.coordinator import (
     new_task_id,
     worker_identity,
 )
-from dalfleet.errors import FleetExistsError, FleetNotFoundError, InvalidArgumentError
-from dalfleet.execute import DEFAULT_CONCURRENCY, Handler, execute, load_handler
-from dalfleet.manifest import Change, FleetSpec, parse_manifest, plan
+from dalfleet.defaults import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_IMAGE,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TRUST_LEVEL,
+    DEFAULT_WORKLOAD,
+    MAX_COUNT,
+)
+from dalfleet.errors import (
+    FleetNotFoundError,
+    InvalidArgumentError,
+    fleet_exists,
+    fleet_not_found,
+    quote,
+)
+from dalfleet.execute import Handler, execute, load_handler
 from dalfleet.models import (
     AgentState,
     ExportFormat,
     Fleet,
     FleetHealth,
+    HealthStatus,
     MemberHealth,
     MemberOutcome,
     Revision,
     RunReport,
     Task,
 )
-from dalfleet.mold import Mold, load_mold, parse_params, render
-from dalfleet.store import JsonFileStore, MemoryStore, Store
-from dalfleet.validate import (
-    DEFAULT_MAX_COUNT,
-    show_value,
-    validate_agent_id,
-    validate_count,
-    validate_name,
-    validate_size,
-    validate_task,
-    validate_text,
+from dalfleet.mold import Mold, load_mold, render
+from dalfleet.rules import (
+    check_agent_id,
+    check_count,
+    check_existing_name,
+    check_mold_source,
+    check_name,
+    check_size,
+    check_task,
+    parse_params,
 )
+from dalfleet.store import JsonFileStore, MemoryStore, Store
 
-__all__ = ["HISTORY_LIMIT", "Client", "Progress", "WorkStats", "fleet_not_found"]
+if TYPE_CHECKING:
+    from dalfleet.rollout import Change, FleetSpec
 
+__all__ = ["Client", "MoldSource", "Params", "Progress", "WorkStats", "fleet_not_found"]
+
+#: Create-time params: a mapping, or ``"KEY=VALUE"`` strings.
 Params = Mapping[str, object] | Iterable[str] | None
+#: Called as ``progress(done, total)`` while agents are spawned or tasks run.
 Progress = Callable[[int, int], None]
-HISTORY_LIMIT = 50
+#: A mold file path or mold name.
+MoldSource = str | os.PathLike[str]
 _SPAWN_CHUNK = 100
+
+
+def _outcome_tuple(outcomes: Iterable[MemberOutcome]) -> tuple[MemberOutcome, ...]:
+    return tuple(outcomes)
 
 
 @attrs.frozen
@@ -78,32 +103,12 @@ class WorkStats:
     failed: int
     released: int
     recovered: int = 0
-    outcomes: list[MemberOutcome] = attrs.field(factory=list)
-
-
-def fleet_not_found(name: str) -> FleetNotFoundError:
-    """The one ``fleet 'NAME' not found`` error (returned, not raised). Never raises."""
-    return FleetNotFoundError(f"fleet {show_value(name)} not found")
+    outcomes: tuple[MemberOutcome, ...] = attrs.field(default=(), converter=_outcome_tuple)
 
 
 _not_found = fleet_not_found
-
-
-def _exists(name: str) -> FleetExistsError:
-    return FleetExistsError(f"fleet {show_value(name)} already exists")
-
-
-def _check_source(mold_source: object) -> str:
-    if not isinstance(mold_source, str) or not mold_source.strip():
-        raise InvalidArgumentError("mold source cannot be empty")
-    return validate_text(mold_source, "mold source")
-
-
-def _lookup_name(name: object) -> str:
-    # Existing fleets may have names the reference allowed and we would not create.
-    if not isinstance(name, str):
-        raise InvalidArgumentError(f"fleet name must be a string, not {type(name).__name__}")
-    return validate_text(name, "fleet name")
+_exists = fleet_exists
+_lookup_name = check_existing_name
 
 
 class Client:
@@ -123,7 +128,7 @@ class Client:
         coordinator: Coordinator,
         *,
         base: str | os.PathLike[str] | None = None,
-        max_count: int = DEFAULT_MAX_COUNT,
+        max_count: int = MAX_COUNT,
     ) -> None:
         self.store = store
         self.coordinator = coordinator
@@ -132,7 +137,7 @@ class Client:
 
     @classmethod
     def for_base(
-        cls, base: str | os.PathLike[str] | None = None, *, trust_level: str = "sandboxed"
+        cls, base: str | os.PathLike[str] | None = None, *, trust_level: str = DEFAULT_TRUST_LEVEL
     ) -> Client:
         """The default pair for a project directory: the JSON fleet file and the local
         SQLite coordinator under ``<base>/.dal/`` (``base=None``: the current directory).
@@ -147,7 +152,7 @@ class Client:
 
     @classmethod
     def in_memory(
-        cls, base: str | os.PathLike[str] | None = None, *, trust_level: str = "sandboxed"
+        cls, base: str | os.PathLike[str] | None = None, *, trust_level: str = DEFAULT_TRUST_LEVEL
     ) -> Client:
         """A client that keeps fleets and agents in memory (tests, notebooks). Never raises."""
         return cls(MemoryStore(), MemoryCoordinator(trust_level=trust_level), base=base)
@@ -190,8 +195,14 @@ class Client:
             raise _not_found(name)
         return fleet
 
-    def _load_mold(self, source: str) -> Mold:
-        return load_mold(source, self.base)
+    def load_mold(self, source: MoldSource) -> Mold:
+        """The mold ``source`` names, resolved against :attr:`base`.
+
+        Raises:
+            MoldSourceError: the source is blank.
+            MoldNotFoundError / MoldError: it does not resolve, or cannot be read or parsed.
+        """
+        return load_mold(check_mold_source(source), self.base)
 
     def _spawn(
         self,
@@ -234,7 +245,7 @@ class Client:
             FleetExistsError: ``fleet 'NAME' already exists``.
             StoreError: the store cannot be read or written.
         """
-        validate_name(name)
+        check_name(name)
         if name in self.store.load():
             raise _exists(name)
         with self.store.transaction() as fleets:
@@ -247,7 +258,7 @@ class Client:
     def create_from_mold(
         self,
         name: str,
-        mold_source: str,
+        mold_source: MoldSource,
         count: int = 1,
         params: Params = None,
         *,
@@ -262,13 +273,13 @@ class Client:
             CoordinatorError: spawning failed (nothing is left behind).
             StoreError: the store cannot be read or written.
         """
-        validate_name(name)
-        validate_count(count, self.max_count)
+        check_name(name)
+        check_count(count, self.max_count)
         parsed = parse_params(params)
-        _check_source(mold_source)
+        source = check_mold_source(mold_source)
         if name in self.store.load():
             raise _exists(name)
-        mold = self._load_mold(mold_source)
+        mold = self.load_mold(source)
         spawned: list[str] = []
         try:
             with self.store.transaction() as fleets:
@@ -278,7 +289,7 @@ class Client:
                 fleet = Fleet(
                     name=name,
                     member_ids=spawned,
-                    mold_source=mold_source,
+                    mold_source=source,
                     last_create_params=parsed,
                 )
                 fleets[name] = fleet
@@ -290,7 +301,7 @@ class Client:
     def add_from_mold(
         self,
         name: str,
-        mold_source: str,
+        mold_source: MoldSource,
         count: int,
         params: Params = None,
         *,
@@ -308,11 +319,11 @@ class Client:
             StoreError: the store cannot be read or written.
         """
         _lookup_name(name)
-        validate_count(count, self.max_count)
+        check_count(count, self.max_count)
         parsed = parse_params(params)
-        _check_source(mold_source)
+        source = check_mold_source(mold_source)
         self._require(name)
-        mold = self._load_mold(mold_source)
+        mold = self.load_mold(source)
         spawned: list[str] = []
         try:
             with self.store.transaction() as fleets:
@@ -324,9 +335,7 @@ class Client:
                 fleet = attrs.evolve(
                     current,
                     member_ids=[*current.member_ids, *spawned],
-                    mold_source=current.mold_source
-                    if current.mold_source is not None
-                    else mold_source,
+                    mold_source=current.mold_source if current.mold_source is not None else source,
                     last_create_params=(
                         current.last_create_params
                         if current.last_create_params is not None
@@ -348,7 +357,7 @@ class Client:
             StoreError: the store cannot be read or written.
         """
         _lookup_name(name)
-        agent = validate_agent_id(agent_id)
+        agent = check_agent_id(agent_id)
         snapshot = self._require(name)
         if agent in snapshot.member_ids:
             return snapshot
@@ -373,31 +382,15 @@ class Client:
             StoreError: the store cannot be read or written.
         """
         _lookup_name(name)
-        text = validate_task(task)
+        text = check_task(task)
         self._require(name)
         with self.store.transaction() as fleets:
             current = fleets.get(name)
             if current is None:
                 raise _not_found(name)
-            fleet = self._with_deployment(current, text)
+            fleet = rollout.with_deployment(current, text)
             fleets[name] = fleet
         return fleet
-
-    @staticmethod
-    def _with_deployment(current: Fleet, task: str) -> Fleet:
-        stamp = str(int(time.time()))
-        number = current.history[-1].revision + 1 if current.history else 1
-        revision = Revision(
-            revision=number,
-            task=task,
-            deployed_at=stamp,
-            mold_source=current.mold_source,
-            params=current.last_create_params,
-        )
-        history = [*current.history, revision][-HISTORY_LIMIT:]
-        return attrs.evolve(
-            current, last_deployed_task=task, last_deployed_at=stamp, history=history
-        )
 
     def list(self) -> builtins.list[str]:
         """Fleet names, sorted.
@@ -466,13 +459,13 @@ class Client:
             StoreError: the store cannot be read or written.
         """
         _lookup_name(name)
-        size = validate_size(n, self.max_count)
+        size = check_size(n, self.max_count)
         current = self._require(name)
         if size == len(current.member_ids):
             return current
         mold: Mold | None = None
         if size > len(current.member_ids):
-            mold = self._mold_for_scale_up(current)
+            mold = self.mold_for_scale_up(current)
         removed: builtins.list[str] = []
         spawned: builtins.list[str] = []
         try:
@@ -482,11 +475,11 @@ class Client:
                 if size == have:
                     return current
                 if size < have:
-                    removed = current.member_ids[size:]
+                    removed = builtins.list(current.member_ids[size:])
                     fleet = attrs.evolve(current, member_ids=current.member_ids[:size])
                 else:
                     if mold is None or current.mold_source is None:
-                        mold = self._mold_for_scale_up(current)
+                        mold = self.mold_for_scale_up(current)
                     spawned = self._spawn(
                         name, mold, have, size - have, current.last_create_params, progress
                     )
@@ -499,13 +492,18 @@ class Client:
             self.coordinator.terminate(removed)
         return fleet
 
-    def _mold_for_scale_up(self, fleet: Fleet) -> Mold:
+    def mold_for_scale_up(self, fleet: Fleet) -> Mold:
+        """The mold new members of ``fleet`` come from.
+
+        Raises:
+            InvalidArgumentError: the fleet has no mold (``… cannot scale up``).
+            MoldNotFoundError / MoldError: the mold does not resolve, or cannot be read.
+        """
         if fleet.mold_source is None:
             raise InvalidArgumentError(
-                f"fleet {show_value(fleet.name)} has no mold; cannot scale up "
-                "(create from mold first)"
+                f"fleet {quote(fleet.name)} has no mold; cannot scale up (create from mold first)"
             )
-        return self._load_mold(fleet.mold_source)
+        return self.load_mold(fleet.mold_source)
 
     def run(
         self,
@@ -549,7 +547,7 @@ class Client:
         for fleet in targets:
             if not fleet.member_ids and fleet.mold_source is None:
                 raise InvalidArgumentError(
-                    f"fleet {show_value(fleet.name)} has no members and no mold_source; "
+                    f"fleet {quote(fleet.name)} has no members and no mold_source; "
                     "add members (add-member, add-from-mold) or create it from a mold first"
                 )
         reports = []
@@ -580,7 +578,7 @@ class Client:
         claimed: builtins.list[ClaimedTask] = []
         agents = self.coordinator.agents(fleet.member_ids) if handler is not None else {}
         for agent_id in fleet.member_ids:
-            got = dispatched.get(agent_id, f"agent {show_value(agent_id)} was not dispatched")
+            got = dispatched.get(agent_id, f"agent {quote(agent_id)} was not dispatched")
             if isinstance(got, str):
                 errors.append(f"{agent_id}: {got}")
                 outcomes.append(
@@ -676,7 +674,7 @@ class Client:
             StoreError / CoordinatorError: state cannot be read.
         """
         fleet = self._require(_lookup_name(name))
-        statuses = self.coordinator.status(fleet.member_ids)
+        statuses = self.coordinator.status(builtins.list(fleet.member_ids))
         members = [
             MemberHealth(
                 agent_id=s.agent_id,
@@ -689,11 +687,11 @@ class Client:
             for s in (statuses[agent_id] for agent_id in fleet.member_ids)
         ]
         if not fleet.member_ids and fleet.mold_source is None:
-            status = "empty"
+            status = HealthStatus.EMPTY
         elif any(m.state is AgentState.TERMINATED for m in members):
-            status = "degraded"
+            status = HealthStatus.DEGRADED
         else:
-            status = "ok"
+            status = HealthStatus.OK
         return FleetHealth(
             name=fleet.name,
             member_count=len(fleet.member_ids),
@@ -709,10 +707,10 @@ class Client:
         name: str | None = None,
         format: ExportFormat | str = "k8s",
         *,
-        image: str = "dal-agent:latest",
+        image: str = DEFAULT_IMAGE,
         namespace: str | None = None,
         labels: Mapping[str, str] | None = None,
-        workload: str = "job",
+        workload: str = DEFAULT_WORKLOAD,
     ) -> str:
         """YAML manifests for one fleet or all (see :mod:`dalfleet.export`).
 
@@ -753,60 +751,32 @@ class Client:
         if fleet.mold_source is None:
             return None
         try:
-            return self._load_mold(fleet.mold_source).memory_limit
+            return self.load_mold(fleet.mold_source).memory_limit
         except MoldError:
             # The mold may have moved since the fleet was created; export without a limit.
             return None
 
-    # -- beyond the reference: history, rollback, worker ------------------------------
+    # -- beyond the reference: history, rollback, apply, shift (see dalfleet.rollout) --------
 
-    def history(self, name: str) -> builtins.list[Revision]:
-        """The fleet's deployment revisions, oldest first.
+    def history(self, name: str) -> tuple[Revision, ...]:
+        """The fleet's deployment revisions, oldest first (see :func:`dalfleet.rollout.history`).
 
         Raises:
             FleetNotFoundError: the fleet does not exist.
             StoreError: the store cannot be read.
         """
-        return builtins.list(self._require(_lookup_name(name)).history)
+        return rollout.history(self, name)
 
-    def rollback(self, name: str, to_revision: int | None = None) -> Fleet:
-        """Redeploy the previous revision's task (or revision ``to_revision``'s).
-
-        The rollback is itself recorded as a new revision.
+    def rollback(self, name: str, *, to_revision: int | None = None) -> Fleet:
+        """Redeploy the previous revision's task, or revision ``to_revision``'s
+        (see :func:`dalfleet.rollout.rollback`).
 
         Raises:
             FleetNotFoundError: the fleet does not exist.
-            InvalidArgumentError: there is no previous revision, or no such revision.
+            InvalidArgumentError: a bad revision number; no previous revision, or no such one.
             StoreError: the store cannot be read or written.
         """
-        _lookup_name(name)
-        if to_revision is not None and (
-            isinstance(to_revision, bool) or not isinstance(to_revision, int)
-        ):
-            raise InvalidArgumentError(f"revision must be a whole number, not {to_revision!r}")
-        target = self._rollback_target(self._require(name), to_revision)
-        with self.store.transaction() as fleets:
-            current = fleets.get(name) or _raise(_not_found(name))
-            target = self._rollback_target(current, to_revision)
-            fleet = self._with_deployment(current, target.task)
-            fleets[name] = fleet
-        return fleet
-
-    @staticmethod
-    def _rollback_target(fleet: Fleet, to_revision: int | None) -> Revision:
-        if to_revision is None:
-            if len(fleet.history) < 2:
-                raise InvalidArgumentError(
-                    f"fleet {show_value(fleet.name)} has no previous revision to roll back to"
-                )
-            return fleet.history[-2]
-        for revision in fleet.history:
-            if revision.revision == to_revision:
-                return revision
-        known = ", ".join(str(r.revision) for r in fleet.history) or "none"
-        raise InvalidArgumentError(
-            f"fleet {show_value(fleet.name)} has no revision {to_revision} (known: {known})"
-        )
+        return rollout.rollback(self, name, to_revision=to_revision)
 
     def apply(
         self,
@@ -816,56 +786,14 @@ class Client:
         prune: bool = False,
         progress: Progress | None = None,
     ) -> builtins.list[Change]:
-        """Make the fleets match a manifest (YAML text, a mapping, or parsed specs).
-
-        Creates, scales and deploys as :func:`dalfleet.manifest.plan` says, and
-        returns the changes (with ``dry_run`` nothing is changed). Everything is
-        checked first — the manifest, names, counts, tasks, params and that every
-        mold resolves — so bad input changes nothing. A failure while applying
-        leaves the steps before it applied, as ``kubectl apply`` does.
+        """Make the fleets match a manifest (see :func:`dalfleet.rollout.apply`).
 
         Raises:
             InvalidArgumentError: the manifest is not valid or cannot be applied.
             MoldError / MoldNotFoundError: a mold does not resolve or parse.
             CoordinatorError / StoreError: as for create_from_mold and scale.
         """
-        if isinstance(manifest, (str, Mapping)):
-            specs = parse_manifest(manifest)
-        else:
-            specs = builtins.list(manifest)
-        changes = plan(specs, self.store.load(), prune=prune)
-        for change in changes:
-            if change.mold is not None:
-                self._load_mold(change.mold)
-        if dry_run:
-            return changes
-        for change in changes:
-            if change.action == "create" and change.mold is not None:
-                assert change.count is not None
-                self.create_from_mold(
-                    change.fleet, change.mold, change.count, change.params, progress=progress
-                )
-            elif change.action == "create":
-                self.create(change.fleet)
-            elif change.action == "scale":
-                assert change.count is not None
-                have = len(self.get(change.fleet).member_ids)
-                if change.mold is not None and change.count > have:
-                    self.add_from_mold(
-                        change.fleet,
-                        change.mold,
-                        change.count - have,
-                        change.params,
-                        progress=progress,
-                    )
-                else:
-                    self.scale(change.fleet, change.count, progress=progress)
-            elif change.action == "deploy":
-                assert change.task is not None
-                self.deploy(change.fleet, change.task)
-            elif change.action == "delete":
-                self.delete(change.fleet, teardown=True)
-        return changes
+        return rollout.apply(self, manifest, dry_run=dry_run, prune=prune, progress=progress)
 
     def shift(
         self,
@@ -876,40 +804,17 @@ class Client:
         task: str | None = None,
         progress: Progress | None = None,
     ) -> tuple[Fleet, Fleet]:
-        """Blue/green: move ``count`` members' worth of size (default: all) from
-        ``source`` to ``target``, deploying ``task`` to ``target`` first if given.
-
-        The target grows (from its mold) before the source shrinks, so capacity
-        never drops below the start; the source's removed members are terminated.
+        """Blue/green: move ``count`` (default all) of ``source``'s size to ``target``
+        (see :func:`dalfleet.rollout.shift`); returns ``(source, target)``.
 
         Raises:
             FleetNotFoundError: either fleet does not exist.
-            InvalidArgumentError: the fleets are the same, ``count`` is not between 1
-                and the source's size, the target has no mold, the target would
-                exceed the cap, or the task is not valid.
+            InvalidArgumentError: same fleet, bad count, target without a mold, bad task.
             MoldError / CoordinatorError / StoreError: as for scale.
         """
-        _lookup_name(source)
-        _lookup_name(target)
-        if source == target:
-            raise InvalidArgumentError("shift needs two different fleets")
-        text = validate_task(task) if task is not None else None
-        src, dst = self.get(source), self.get(target)
-        have = len(src.member_ids)
-        n = have if count is None else validate_size(count, self.max_count)
-        if not 1 <= n <= have:
-            raise InvalidArgumentError(
-                f"shift count must be between 1 and {have} "
-                f"(the size of fleet {show_value(source)}), got {n}"
-            )
-        grown = len(dst.member_ids) + n
-        validate_size(grown, self.max_count)
-        self._mold_for_scale_up(dst)
-        if text is not None:
-            self.deploy(target, text)
-        dst = self.scale(target, grown, progress=progress)
-        src = self.scale(source, have - n)
-        return src, dst
+        return rollout.shift(self, source, target, count, task=task, progress=progress)
+
+    # -- beyond the reference: the worker -----------------------------------------------
 
     def recover_orphans(self, name: str) -> int:
         """Put back in the queue the fleet's tasks claimed by worker processes of this
@@ -934,7 +839,7 @@ class Client:
         once: bool = False,
         concurrency: int = DEFAULT_CONCURRENCY,
         timeout: float | None = None,
-        poll_interval: float = 0.5,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         stop: threading.Event | None = None,
         max_tasks: int | None = None,
         on_outcome: Callable[[MemberOutcome], None] | None = None,

@@ -12,64 +12,32 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import attrs
-
 from dalfleet import fleet as _fleet
 from dalfleet.client import Client
-from dalfleet.errors import ArgumentCountError, InvalidArgumentError, UnknownFunctionError
-from dalfleet.models import Fleet, FleetHealth
+from dalfleet.convert import fleet_map, health_map
+from dalfleet.errors import ArgumentCountError, InvalidArgumentError, UnknownFunctionError, quote
 
 __all__ = ["FUNCTIONS", "call", "fleet_map", "health_map"]
 
 Value = Any
 
 
-def fleet_map(fleet: Fleet) -> dict[str, Value]:
-    """A fleet as a DAL map: ``name, member_ids`` and the optional keys when set.
-
-    Never raises.
-    """
-    out: dict[str, Value] = {"name": fleet.name, "member_ids": list(fleet.member_ids)}
-    for key in ("mold_source", "last_deployed_task", "last_deployed_at"):
-        value = getattr(fleet, key)
-        if value is not None:
-            out[key] = value
-    if fleet.last_create_params is not None:
-        out["last_create_params"] = dict(fleet.last_create_params)
-    return out
-
-
-def health_map(health: FleetHealth) -> dict[str, Value]:
-    """A health record as a DAL map (plain values; member states as strings).
-
-    Never raises.
-    """
-    out: dict[str, Value] = {
-        "name": health.name,
-        "member_count": health.member_count,
-        "has_mold": health.has_mold,
-        "last_deployed_task": health.last_deployed_task,
-        "last_deployed_at": health.last_deployed_at,
-        "status": health.status,
-    }
-    out["members"] = [{**attrs.asdict(m), "state": m.state.value} for m in health.members]
-    return out
-
-
 def _count(value: Value, what: str = "count") -> int:
     if isinstance(value, bool):
-        raise InvalidArgumentError(f"{what} must be a whole number, not {value!r}")
+        raise InvalidArgumentError(f"{what} must be a whole number, not {quote(value)}")
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value.strip())
-    raise InvalidArgumentError(f"{what} must be a whole number, not {value!r}")
+    raise InvalidArgumentError(f"{what} must be a whole number, not {quote(value)}")
 
 
 def _params(value: Value) -> Mapping[str, object] | Sequence[str] | None:
     if value is None or isinstance(value, (dict, list)):
         return value
-    raise InvalidArgumentError(f"params must be a map or a list of 'k=v' strings, not {value!r}")
+    raise InvalidArgumentError(
+        f"params must be a map or a list of 'k=v' strings, not {quote(value)}"
+    )
 
 
 def _run(client: Client, args: Sequence[Value]) -> bool:

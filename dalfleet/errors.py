@@ -26,6 +26,8 @@ __all__ = [
     "MoldSourceError",
     "StoreError",
     "UnknownFunctionError",
+    "fleet_exists",
+    "fleet_not_found",
     "quote",
 ]
 
@@ -120,3 +122,13 @@ class DispatchError(CoordinatorError):
 
 class HandlerError(InvalidArgumentError):
     """A task handler could not be loaded (bad ``module:function`` string)."""
+
+
+def fleet_not_found(name: str) -> FleetNotFoundError:
+    """The one ``fleet 'NAME' not found`` error (returned, not raised). Never raises."""
+    return FleetNotFoundError(f"fleet {quote(name)} not found")
+
+
+def fleet_exists(name: str) -> FleetExistsError:
+    """The one ``fleet 'NAME' already exists`` error (returned, not raised). Never raises."""
+    return FleetExistsError(f"fleet {quote(name)} already exists")

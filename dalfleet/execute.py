@@ -20,13 +20,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from dalfleet.coordinator.base import ClaimedTask
+from dalfleet.defaults import DEFAULT_CONCURRENCY
 from dalfleet.errors import HandlerError
 from dalfleet.models import Agent, MemberOutcome, Task
 
 __all__ = ["DEFAULT_CONCURRENCY", "Handler", "execute", "load_handler"]
 
 Handler = Callable[[Agent, Task], Any]
-DEFAULT_CONCURRENCY = 64
 _T = TypeVar("_T")
 
 

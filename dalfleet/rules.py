@@ -35,7 +35,7 @@ __all__ = [
     "parse_params",
 ]
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (MAX_NAME_CHARS - 1), re.ASCII)
+NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME_CHARS - 1}}}", re.ASCII)
 #: Metadata keys that rendering a mold sets itself; a param may not replace them.
 RESERVED_PARAMS: frozenset[str] = frozenset({"mold_name", "mold_version"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -159,8 +159,7 @@ def check_agent_id(agent_id: object) -> str:
         raise InvalidArgumentError("agent id cannot be empty")
     if _CONTROL.search(text) or len(text) > MAX_AGENT_ID_CHARS:
         raise InvalidArgumentError(
-            f"invalid agent id {quote(text)}: use at most {MAX_AGENT_ID_CHARS} "
-            "printable characters"
+            f"invalid agent id {quote(text)}: use at most {MAX_AGENT_ID_CHARS} printable characters"
         )
     return text
 

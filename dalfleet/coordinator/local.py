@@ -45,6 +45,7 @@ from dalfleet.coordinator.memory import (
     task_record,
     unique_ids,
 )
+from dalfleet.defaults import DEFAULT_TRUST_LEVEL
 from dalfleet.errors import CoordinatorError
 from dalfleet.models import Agent, AgentSpec, AgentState, Task
 
@@ -111,7 +112,7 @@ class LocalCoordinator:
     def __init__(
         self,
         base: str | os.PathLike[str],
-        trust_level: str = "sandboxed",
+        trust_level: str = DEFAULT_TRUST_LEVEL,
         *,
         busy_timeout: float = 30.0,
     ) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Final
 import attrs
 import cattrs
 
+from dalfleet.convert import spec_from_data, spec_to_data
 from dalfleet.coordinator.base import (
     AgentStatus,
     ClaimedTask,
@@ -27,6 +28,7 @@ from dalfleet.coordinator.base import (
     new_task_id,
     now,
 )
+from dalfleet.defaults import DEFAULT_TRUST_LEVEL
 from dalfleet.errors import CoordinatorError, InvalidArgumentError
 from dalfleet.models import Agent, AgentSpec, AgentState, Task
 
@@ -42,8 +44,6 @@ CANCELLED: Final = "cancelled"
 # Lifecycle hooks of a mold that a coordinator hands over (records), never runs.
 ON_CREATE: Final = "on_create"
 ON_DESTROY: Final = "on_destroy"
-
-_converter = cattrs.Converter()
 
 
 def external_spec(agent_id: str, trust_level: str) -> AgentSpec:
@@ -62,7 +62,7 @@ def encode_spec(spec: AgentSpec) -> tuple[str, AgentSpec]:
         CoordinatorError: the spec holds a value that cannot be stored and read back.
     """
     try:
-        text = json.dumps(_converter.unstructure(spec), sort_keys=True)
+        text = json.dumps(spec_to_data(spec), sort_keys=True)
         return text, decode_spec(text)
     except (TypeError, ValueError, cattrs.BaseValidationError) as exc:
         raise CoordinatorError(f"agent spec {spec.name!r} cannot be stored: {exc}") from exc
@@ -75,7 +75,7 @@ def decode_spec(text: str) -> AgentSpec:
         json.JSONDecodeError: ``text`` is not JSON.
         cattrs.BaseValidationError: ``text`` is JSON but not a stored spec.
     """
-    return _converter.structure(json.loads(text), AgentSpec)
+    return spec_from_data(json.loads(text))
 
 
 def encode_result(result: Any) -> str | None:
@@ -187,7 +187,7 @@ class MemoryCoordinator:
 
     def __init__(
         self,
-        trust_level: str = "sandboxed",
+        trust_level: str = DEFAULT_TRUST_LEVEL,
         *,
         id_factory: Callable[[], str] | None = None,
         task_id_factory: Callable[[], str] | None = None,

@@ -38,6 +38,7 @@ from dalfleet.coordinator.memory import (
     encode_spec,
     unique_ids,
 )
+from dalfleet.defaults import DEFAULT_TRUST_LEVEL
 from dalfleet.errors import CoordinatorError, FleetError, InvalidArgumentError
 from dalfleet.models import Agent, AgentSpec, AgentState, MemberOutcome, Task
 
@@ -235,7 +236,7 @@ class RayCoordinator:
         *,
         namespace: str = "dalfleet",
         hosts: int = 4,
-        trust_level: str = "sandboxed",
+        trust_level: str = DEFAULT_TRUST_LEVEL,
         init_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(hosts, bool) or not isinstance(hosts, int) or hosts < 1:

@@ -81,4 +81,3 @@ def render(
         metadata={"mold_name": mold.name, "mold_version": mold.version, **values},
         lifecycle=dict(mold.lifecycle),
     )
-
