@@ -66,7 +66,7 @@ def test_a_reference_file_loads(base: Path) -> None:
     assert fleet.list(base) == ["My Fleet!", "workers"]
     f = fleet.show("workers", base)
     assert f is not None
-    assert f.member_ids == ["agent_a1", "agent_a2"]
+    assert f.member_ids == ("agent_a1", "agent_a2")
     assert f.last_deployed_at == "1764313200"
     assert f.last_create_params == {"env": "prod"}
 
