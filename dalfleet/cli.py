@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import enum
 import json
 import os
 import re
@@ -24,16 +23,14 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-import attrs
-
 from dalfleet import __version__
 from dalfleet.client import Client, fleet_not_found
-from dalfleet.convert import to_json_document, unstructure_fleet
+from dalfleet.convert import json_default, to_json_document, unstructure_fleet
 from dalfleet.errors import FleetError
 from dalfleet.errors import quote as show_value
 from dalfleet.models import AgentState, Fleet, MemberOutcome, RunReport
@@ -479,9 +476,10 @@ def _out(line: str = "") -> None:
 
 
 def _json_default(value: object) -> Any:
-    if attrs.has(type(value)) or isinstance(value, (Mapping, enum.Enum)):
-        return to_json_document(value)
-    return repr(value)
+    try:
+        return json_default(value)
+    except TypeError:
+        return repr(value)
 
 
 def _print_json(document: object) -> None:

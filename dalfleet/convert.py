@@ -17,6 +17,7 @@ copied once into a tuple, never walked element by element in Python.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping
 from typing import Any, get_args, get_origin
 
@@ -33,6 +34,7 @@ __all__ = [
     "converter",
     "fleet_map",
     "health_map",
+    "json_default",
     "spec_from_data",
     "spec_to_data",
     "structure_fleet",
@@ -260,6 +262,17 @@ def to_json_document(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: to_json_document(v) for k, v in value.items()}
     return converter.unstructure(value)
+
+
+def json_default(value: Any) -> Any:
+    """The ``default=`` for :func:`json.dumps`: frozen values and models as plain data.
+
+    Raises:
+        TypeError: ``value`` is not one of dalfleet's values (as ``json`` expects).
+    """
+    if isinstance(value, (FrozenDict, frozenset, enum.Enum)) or attrs.has(type(value)):
+        return to_json_document(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def spec_to_data(spec: AgentSpec) -> dict[str, Any]:

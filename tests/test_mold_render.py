@@ -57,7 +57,7 @@ def test_placeholder_with_spaces_is_substituted() -> None:
 
 
 def test_capability_placeholders_are_substituted() -> None:
-    assert render(MOLD, "a", {"env": "dev"}).capabilities == ["read:dev", "write", "dev-admin"]
+    assert render(MOLD, "a", {"env": "dev"}).capabilities == ("read:dev", "write", "dev-admin")
 
 
 def test_unknown_placeholders_are_left_as_they_are() -> None:
@@ -80,7 +80,7 @@ def test_substituted_value_is_inserted_literally() -> None:
 
 def test_skills_and_lifecycle_are_not_substituted() -> None:
     spec = render(MOLD, "a", {"env": "dev"})
-    assert spec.skills == ["ops {{env}}"]
+    assert spec.skills == ("ops {{env}}",)
     assert spec.lifecycle == {"on_create": "setup({{env}})"}
 
 

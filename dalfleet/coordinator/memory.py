@@ -20,7 +20,7 @@ from typing import Any, Final
 import attrs
 import cattrs
 
-from dalfleet.convert import spec_from_data, spec_to_data
+from dalfleet.convert import json_default, spec_from_data, spec_to_data
 from dalfleet.coordinator.base import (
     AgentStatus,
     ClaimedTask,
@@ -87,7 +87,7 @@ def encode_result(result: Any) -> str | None:
     if result is None:
         return None
     try:
-        return json.dumps(result)
+        return json.dumps(result, default=json_default)
     except (TypeError, ValueError, RecursionError):  # not serializable, circular, too deep
         pass
     try:
