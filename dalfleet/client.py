@@ -163,13 +163,17 @@ class Client:
         return self._base if self._base is not None else Path.cwd()
 
     def close(self) -> None:
-        """Release the coordinator's resources. The client can still be used after.
+        """Release the coordinator's and the store's resources. The client can still
+        be used after (they reopen on next use).
 
         Raises:
-            Exception: whatever the coordinator's ``close`` raises; the built-in
-                coordinators raise nothing.
+            Exception: whatever the coordinator's or store's ``close`` raises; the
+                built-in ones raise nothing.
         """
-        self.coordinator.close()
+        try:
+            self.coordinator.close()
+        finally:
+            self.store.close()
 
     def __enter__(self) -> Client:
         return self

@@ -247,7 +247,7 @@ def test_the_core_package_imports_without_ray() -> None:
 
 def test_a_fleet_runs_on_ray_end_to_end(base: Path, namespace: str) -> None:
     client = Client(MemoryStore(), RayCoordinator(namespace=namespace), base=base)
-    members = client.create_from_mold("w", "worker", 6).member_ids
+    members = list(client.create_from_mold("w", "worker", 6).member_ids)
     client.deploy("w", "do it")
 
     def handler(agent: Agent, task: Task) -> str:
@@ -277,7 +277,7 @@ def test_a_fleet_runs_on_ray_end_to_end(base: Path, namespace: str) -> None:
 
 def test_handlers_run_in_ray_workers_not_the_driver(base: Path, namespace: str) -> None:
     client = Client(MemoryStore(), RayCoordinator(namespace=namespace), base=base)
-    members = client.create_from_mold("w", "worker", 8).member_ids
+    members = list(client.create_from_mold("w", "worker", 8).member_ids)
     client.deploy("w", "where am I")
     bad = members[3]
 
@@ -290,7 +290,7 @@ def test_handlers_run_in_ray_workers_not_the_driver(base: Path, namespace: str) 
 
     [report] = client.run("w", handler=handler)
     assert [o.agent_id for o in report.outcomes] == members
-    assert report.errors == [f"{bad}: RuntimeError: this member fails"]
+    assert report.errors == (f"{bad}: RuntimeError: this member fails",)
     pids = {o.result for o in report.outcomes if o.ok}
     assert len(report.outcomes) == 8 and report.members_dispatched == 7
     assert os.getpid() not in pids  # executed on the cluster
@@ -321,7 +321,7 @@ def test_a_handler_by_name_and_a_timeout_on_the_cluster(base: Path, namespace: s
 def test_the_plain_functions_use_a_configured_ray_coordinator(base: Path, namespace: str) -> None:
     coordinator = RayCoordinator(namespace=namespace)
     with fleet.using(store=MemoryStore(), coordinator=coordinator, base=base):
-        members = fleet.create_from_mold("w", "worker", 3).member_ids
+        members = list(fleet.create_from_mold("w", "worker", 3).member_ids)
         assert fleet.health("w").alive_count == 3
     assert list(coordinator.agents(members)) == members
 

@@ -120,8 +120,10 @@ def test_empty_trust_level_is_rejected() -> None:
 
 def test_lifecycle_is_a_copy() -> None:
     spec = render(MOLD, "a")
-    spec.lifecycle["on_destroy"] = "x"
-    spec.capabilities.append("y")
+    with pytest.raises(TypeError):
+        spec.lifecycle["on_destroy"] = "x"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        spec.capabilities.append("y")  # type: ignore[attr-defined]
     assert "on_destroy" not in MOLD.lifecycle
     assert "y" not in MOLD.capabilities
 

@@ -25,7 +25,7 @@ def client(request: pytest.FixtureRequest, base: Path) -> Any:
 def deployed(client: Client, n: int, task: str = "do it") -> list[str]:
     members = client.create_from_mold("w", "worker", n).member_ids
     client.deploy("w", task)
-    return members
+    return list(members)
 
 
 def test_every_member_runs_exactly_once(client: Client) -> None:

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ _TMP_PREFIX = ".fleets.json."
 _TMP_SUFFIX = ".tmp"
 # path -> (bytes, fleets) of the last parse in this process; keyed by content, never stale.
 _PARSED: dict[str, tuple[bytes, dict[str, Fleet]]] = {}
-_PARSED_KEEP = 8  # bases remembered; a notebook touching many projects stays small
+_PARSED_KEEP = 8
+# lock path -> thread holding a transaction on it in this process.
+_HELD: dict[str, int] = {}  # bases remembered; a notebook touching many projects stays small
 
 
 def _remember(key: str, raw: bytes, fleets: dict[str, Fleet]) -> None:
@@ -226,6 +229,10 @@ class JsonFileStore:
             StoreError: the lock cannot be taken in time, or the file cannot be read or written.
             CorruptStoreError: the file does not parse (it is left as it is).
         """
+        held = str(self.lock_path)
+        if _HELD.get(held) == threading.get_ident():
+            # flock is per open file: a nested lock would wait for ourselves until timeout.
+            raise StoreError(f"a transaction on {self.path} is already open in this thread")
         if self.path.is_dir():
             raise StoreError(f"cannot read fleet file {self.path}: it is a directory")
         self._ensure_dir()
@@ -245,6 +252,7 @@ class JsonFileStore:
             ) from None
         except OSError as exc:
             raise StoreError(f"cannot lock {self.lock_path}: {exc.strerror}") from None
+        _HELD[held] = threading.get_ident()
         try:
             self._remove_stale_temps()
             current = self.load()
@@ -253,7 +261,12 @@ class JsonFileStore:
             if working != current:
                 self._write(working)
         finally:
+            del _HELD[held]
             lock.release()
+
+    def close(self) -> None:
+        """Nothing stays open between calls (each read or transaction opens and
+        closes the file). Never raises."""
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
