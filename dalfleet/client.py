@@ -65,12 +65,15 @@ from dalfleet.models import (
 from dalfleet.mold import Mold, load_mold, render
 from dalfleet.rules import (
     check_agent_id,
+    check_concurrency,
     check_count,
     check_existing_name,
     check_mold_source,
     check_name,
+    check_poll_interval,
     check_size,
     check_task,
+    check_timeout,
     parse_params,
 )
 from dalfleet.store import JsonFileStore, MemoryStore, Store
@@ -535,10 +538,8 @@ class Client:
         """
         call = load_handler(handler) if handler is not None else None
         if call is not None:
-            if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-                raise InvalidArgumentError(f"concurrency must be >= 1 (got {concurrency!r})")
-            if timeout is not None and not timeout > 0:
-                raise InvalidArgumentError(f"timeout must be > 0 seconds (got {timeout!r})")
+            check_concurrency(concurrency)
+            check_timeout(timeout)
         fleets = self.store.load()
         if name is not None:
             _lookup_name(name)
@@ -866,10 +867,8 @@ class Client:
             StoreError / CoordinatorError: state cannot be read or written.
         """
         call = load_handler(handler)
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise InvalidArgumentError(f"concurrency must be >= 1 (got {concurrency!r})")
-        if not poll_interval > 0:
-            raise InvalidArgumentError(f"poll interval must be > 0 seconds (got {poll_interval!r})")
+        check_concurrency(concurrency)
+        check_poll_interval(poll_interval)
         fleet = self._require(_lookup_name(name))
         stop_event = stop if stop is not None else threading.Event()
         me = worker_identity()

@@ -211,25 +211,25 @@ def check_concurrency(concurrency: object) -> int:
 def _seconds(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidArgumentError(f"{what} must be a number of seconds, not {quote(value)}")
-    if not (math.isfinite(value) and value > 0):
+    if math.isnan(value) or value <= 0:
         raise InvalidArgumentError(f"{what} must be > 0 seconds (got {quote(value)})")
     return float(value)
 
 
 def check_timeout(timeout: object) -> float | None:
-    """Check a handler timeout: ``None`` (no limit) or a finite number of seconds ``> 0``.
+    """Check a handler timeout: ``None`` (no limit) or a number of seconds ``> 0``.
 
     Raises:
-        InvalidArgumentError: not a number, not finite, or not above 0.
+        InvalidArgumentError: not a number, NaN, or not above 0.
     """
     return None if timeout is None else _seconds(timeout, "timeout")
 
 
 def check_poll_interval(interval: object) -> float:
-    """Check a worker's poll interval: a finite number of seconds ``> 0``.
+    """Check a worker's poll interval: a number of seconds ``> 0``.
 
     Raises:
-        InvalidArgumentError: not a number, not finite, or not above 0.
+        InvalidArgumentError: not a number, NaN, or not above 0.
     """
     return _seconds(interval, "poll interval")
 
