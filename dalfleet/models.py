@@ -116,16 +116,26 @@ class FrozenDict(Mapping[_K, _V]):
 
 def freeze(value: Any) -> Any:
     """``value`` with every list, dict and set inside it replaced by a tuple,
-    :class:`FrozenDict` or frozenset (other values unchanged). Never raises.
+    :class:`FrozenDict` or frozenset (other values unchanged).
+
+    Never raises: a value nested too deeply to walk (or whose items cannot be
+    frozen) is returned as it is, so recording a handler's odd result never fails.
     """
+    try:
+        return _freeze(value)
+    except Exception:  # too deep, or a mapping whose items() raises: keep it as given
+        return value
+
+
+def _freeze(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool, type(None), FrozenDict)):
         return value
     if isinstance(value, Mapping):
-        return FrozenDict({k: freeze(v) for k, v in value.items()})
+        return FrozenDict({k: _freeze(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
-        return tuple(freeze(v) for v in value)
+        return tuple(_freeze(v) for v in value)
     if isinstance(value, (set, frozenset)):
-        return frozenset(freeze(v) for v in value)
+        return frozenset(_freeze(v) for v in value)
     return value
 
 
