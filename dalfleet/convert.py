@@ -26,7 +26,15 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from dalfleet.errors import quote
-from dalfleet.models import AgentSpec, Fleet, FleetHealth, FrozenDict, Revision, RunReport
+from dalfleet.models import (
+    AgentSpec,
+    Fleet,
+    FleetHealth,
+    FrozenDict,
+    Revision,
+    RunReport,
+    StatusEnum,
+)
 
 __all__ = [
     "HISTORY_KEY",
@@ -76,6 +84,14 @@ def _structure_frozen(value: Any, cls: Any) -> FrozenDict[Any, Any]:
 
 converter.register_unstructure_hook_func(_is_frozen_dict, _unstructure_frozen)
 converter.register_structure_hook_func(_is_frozen_dict, _structure_frozen)
+
+
+def _enum_value(member: StatusEnum) -> str:
+    return str(member.value)
+
+
+# Our statuses are str subclasses: without this cattrs's str hook passes the members through.
+converter.register_unstructure_hook(StatusEnum, _enum_value)
 
 
 # -- the fleet file ------------------------------------------------------------------------

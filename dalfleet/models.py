@@ -32,10 +32,12 @@ __all__ = [
     "MemberHealth",
     "MemberOutcome",
     "OutcomeStatus",
+    "StatusEnum",
     "Revision",
     "RunReport",
     "Task",
     "freeze",
+    "freeze_params",
 ]
 
 _K = TypeVar("_K")
@@ -151,7 +153,11 @@ def _str_map(value: Mapping[str, str]) -> FrozenDict[str, str]:
     return value if type(value) is FrozenDict else FrozenDict(value)
 
 
-def _opt_str_map(value: Mapping[str, str] | None) -> FrozenDict[str, str] | None:
+def freeze_params(value: Mapping[str, str] | None) -> FrozenDict[str, str] | None:
+    """``None``, or ``value`` as a :class:`FrozenDict` (the converter of params fields).
+
+    Never raises.
+    """
     return None if value is None else _str_map(value)
 
 
@@ -178,7 +184,7 @@ def _short(text: str | None) -> str | None:
     return text[: _REPR_TEXT - 1] + "…"
 
 
-class _StrEnum(str, enum.Enum):
+class StatusEnum(str, enum.Enum):
     """A string-valued enum: compares equal to its value, prints as its value."""
 
     def __str__(self) -> str:
@@ -188,7 +194,7 @@ class _StrEnum(str, enum.Enum):
         return format(str(self.value), spec)
 
 
-class AgentState(_StrEnum):
+class AgentState(StatusEnum):
     """Live state of a member as the coordinator sees it."""
 
     ALIVE = "alive"
@@ -196,7 +202,7 @@ class AgentState(_StrEnum):
     UNKNOWN = "unknown"
 
 
-class HealthStatus(_StrEnum):
+class HealthStatus(StatusEnum):
     """A fleet's health: ``ok``, ``empty`` (no members, no mold) or ``degraded``
     (some member is not alive)."""
 
@@ -205,7 +211,7 @@ class HealthStatus(_StrEnum):
     DEGRADED = "degraded"
 
 
-class OutcomeStatus(_StrEnum):
+class OutcomeStatus(StatusEnum):
     """What happened to one member's task: ``queued`` (dispatched, not run here),
     ``ok``, ``error`` or ``timeout``."""
 
@@ -215,7 +221,7 @@ class OutcomeStatus(_StrEnum):
     TIMEOUT = "timeout"
 
 
-class ExportFormat(_StrEnum):
+class ExportFormat(StatusEnum):
     """Manifest formats understood by :func:`dalfleet.fleet.export`."""
 
     K8S = "k8s"
@@ -230,7 +236,7 @@ class Revision:
     task: str
     deployed_at: str
     mold_source: str | None = None
-    params: FrozenDict[str, str] | None = attrs.field(default=None, converter=_opt_str_map)
+    params: FrozenDict[str, str] | None = attrs.field(default=None, converter=freeze_params)
 
 
 @attrs.frozen(repr=False)
@@ -247,7 +253,7 @@ class Fleet:
     last_deployed_task: str | None = None
     last_deployed_at: str | None = None
     last_create_params: FrozenDict[str, str] | None = attrs.field(
-        default=None, converter=_opt_str_map
+        default=None, converter=freeze_params
     )
     history: tuple[Revision, ...] = attrs.field(default=(), converter=_revisions)
     extra: FrozenDict[str, Any] = attrs.field(factory=FrozenDict, converter=_any_map)

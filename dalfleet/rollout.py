@@ -20,7 +20,7 @@ import attrs
 
 from dalfleet.defaults import HISTORY_LIMIT
 from dalfleet.errors import InvalidArgumentError, fleet_not_found, quote
-from dalfleet.models import FrozenDict, Revision, _opt_str_map, _StrEnum
+from dalfleet.models import FrozenDict, Revision, StatusEnum, freeze_params
 from dalfleet.rules import check_existing_name, check_name, check_revision, check_size, check_task
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 
-class ChangeKind(_StrEnum):
+class ChangeKind(StatusEnum):
     """What one step of a plan does."""
 
     CREATE = "create"
@@ -62,7 +62,7 @@ class FleetSpec:
     name: str
     mold: str | None = None
     count: int | None = None
-    params: FrozenDict[str, str] | None = attrs.field(default=None, converter=_opt_str_map)
+    params: FrozenDict[str, str] | None = attrs.field(default=None, converter=freeze_params)
     task: str | None = None
 
 
@@ -79,7 +79,7 @@ class Change:
     detail: str
     mold: str | None = None
     count: int | None = None
-    params: FrozenDict[str, str] | None = attrs.field(default=None, converter=_opt_str_map)
+    params: FrozenDict[str, str] | None = attrs.field(default=None, converter=freeze_params)
     task: str | None = None
 
     @property

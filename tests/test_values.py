@@ -344,3 +344,17 @@ def test_returned_types_are_exported() -> None:
     ):
         assert name in dalfleet.__all__ and hasattr(dalfleet, name)
     assert isinstance(dalfleet.__version__, str)
+
+
+def test_dal_maps_hold_plain_python_values(base: Path) -> None:
+    from dalfleet import dal
+
+    with Client.in_memory(base) as c:
+        dal.call("fleet::create_from_mold", ["w", "worker", 2, {"env": "prod"}], c)
+        dal.call("fleet::deploy", ["w", "go"], c)
+        shown = dal.call("fleet::show", ["w"], c)
+        health = dal.call("fleet::health", ["w"], c)
+    assert type(shown["member_ids"]) is list and type(shown["last_create_params"]) is dict
+    assert type(health["status"]) is str and health["status"] == "ok"
+    assert type(health["members"]) is list and type(health["members"][0]["state"]) is str
+    assert json.loads(json.dumps(shown)) == shown
