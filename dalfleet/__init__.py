@@ -21,7 +21,7 @@ from dalfleet._version import __version__
 # type checkers treat this name as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from dalfleet.client import Client
+    from dalfleet.client import Client, MoldSource, Params, Progress
     from dalfleet.errors import (
         ArgumentCountError,
         CoordinatorError,
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         InvalidArgumentError,
         MoldError,
         MoldNotFoundError,
+        MoldSourceError,
         StoreError,
         UnknownFunctionError,
     )
@@ -44,17 +45,21 @@ if TYPE_CHECKING:
         ExportFormat,
         Fleet,
         FleetHealth,
+        FrozenDict,
+        HealthStatus,
         MemberHealth,
         MemberOutcome,
+        OutcomeStatus,
         Revision,
         RunReport,
         Task,
     )
-
+    from dalfleet.rollout import Change, ChangeKind, FleetSpec
+    from dalfleet.run import WorkStats
 
 # public name -> the module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
-    "Client": "dalfleet.client",
+    **dict.fromkeys(("Client", "MoldSource", "Params", "Progress"), "dalfleet.client"),
     **dict.fromkeys(
         (
             "ArgumentCountError",
@@ -68,6 +73,7 @@ _LAZY: dict[str, str] = {
             "InvalidArgumentError",
             "MoldError",
             "MoldNotFoundError",
+            "MoldSourceError",
             "StoreError",
             "UnknownFunctionError",
         ),
@@ -81,14 +87,19 @@ _LAZY: dict[str, str] = {
             "ExportFormat",
             "Fleet",
             "FleetHealth",
+            "FrozenDict",
+            "HealthStatus",
             "MemberHealth",
             "MemberOutcome",
+            "OutcomeStatus",
             "Revision",
             "RunReport",
             "Task",
         ),
         "dalfleet.models",
     ),
+    **dict.fromkeys(("Change", "ChangeKind", "FleetSpec"), "dalfleet.rollout"),
+    "WorkStats": "dalfleet.run",
 }
 
 __all__ = [
@@ -96,6 +107,8 @@ __all__ = [
     "AgentSpec",
     "AgentState",
     "ArgumentCountError",
+    "Change",
+    "ChangeKind",
     "Client",
     "CoordinatorError",
     "CorruptStoreError",
@@ -106,17 +119,26 @@ __all__ = [
     "FleetExistsError",
     "FleetHealth",
     "FleetNotFoundError",
+    "FleetSpec",
+    "FrozenDict",
     "HandlerError",
+    "HealthStatus",
     "InvalidArgumentError",
     "MemberHealth",
     "MemberOutcome",
     "MoldError",
     "MoldNotFoundError",
+    "MoldSource",
+    "MoldSourceError",
+    "OutcomeStatus",
+    "Params",
+    "Progress",
     "Revision",
     "RunReport",
     "StoreError",
     "Task",
     "UnknownFunctionError",
+    "WorkStats",
     "__version__",
 ]
 
@@ -136,4 +158,4 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted([*globals(), *_LAZY])

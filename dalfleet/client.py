@@ -16,25 +16,39 @@ import builtins
 import contextlib
 import os
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from dalfleet import rollout
 from dalfleet.coordinator import Coordinator, MemoryCoordinator
-from dalfleet.coordinator.base import DEFAULT_LEASE
 from dalfleet.coordinator.reference import coordinator_for_base
-from dalfleet.errors import FleetExistsError, FleetNotFoundError, InvalidArgumentError
-from dalfleet.executor.base import DEFAULT_CONCURRENCY, Executor, Handler
-from dalfleet.manifest import Change, FleetSpec, parse_manifest, plan
+from dalfleet.defaults import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_IMAGE,
+    DEFAULT_LEASE,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TRUST_LEVEL,
+    DEFAULT_WORKLOAD,
+    MAX_COUNT,
+)
+from dalfleet.errors import (
+    FleetNotFoundError,
+    InvalidArgumentError,
+    fleet_exists,
+    fleet_not_found,
+    quote,
+)
+from dalfleet.executor.base import Executor, Handler
 from dalfleet.models import (
     AgentState,
     ExportFormat,
     Fleet,
     FleetHealth,
+    HealthStatus,
     MemberHealth,
     MemberOutcome,
     Revision,
@@ -45,56 +59,39 @@ from dalfleet.mold import (
     agent_type_of,
     load_mold,
     memory_limit_bytes,
-    parse_params,
     principal_trust_level,
     render,
 )
+from dalfleet.rules import (
+    check_agent_id,
+    check_count,
+    check_existing_name,
+    check_mold_source,
+    check_name,
+    check_size,
+    check_task,
+    parse_params,
+)
 from dalfleet.run import WorkStats
 from dalfleet.store import JsonFileStore, MemoryStore, Store
-from dalfleet.validate import (
-    DEFAULT_MAX_COUNT,
-    show_value,
-    validate_agent_id,
-    validate_count,
-    validate_name,
-    validate_size,
-    validate_task,
-    validate_text,
-)
 
-__all__ = ["HISTORY_LIMIT", "Client", "Progress", "WorkStats", "fleet_not_found"]
+if TYPE_CHECKING:
+    from dalfleet.rollout import Change, FleetSpec
 
+__all__ = ["Client", "MoldSource", "Params", "Progress", "WorkStats", "fleet_not_found"]
+
+#: Create-time params: a mapping, or ``"KEY=VALUE"`` strings.
 Params = Mapping[str, object] | Iterable[str] | None
+#: Called as ``progress(done, total)`` while agents are spawned or tasks run.
 Progress = Callable[[int, int], None]
-HISTORY_LIMIT = 50
+#: A mold file path or mold name.
+MoldSource = str | os.PathLike[str]
 _SPAWN_CHUNK = 100
 
 
-def fleet_not_found(name: str) -> FleetNotFoundError:
-    """The one ``fleet 'NAME' not found`` error (returned, not raised). Never raises."""
-    return FleetNotFoundError(f"fleet {show_value(name)} not found")
-
-
 _not_found = fleet_not_found
-
-
-def _exists(name: str) -> FleetExistsError:
-    return FleetExistsError(f"fleet {show_value(name)} already exists")
-
-
-def _check_source(mold_source: object) -> str:
-    if isinstance(mold_source, os.PathLike):
-        mold_source = os.fspath(mold_source)
-    if not isinstance(mold_source, str) or not mold_source.strip():
-        raise InvalidArgumentError("mold source cannot be empty")
-    return validate_text(mold_source, "mold source")
-
-
-def _lookup_name(name: object) -> str:
-    # Existing fleets may have names the reference allowed and we would not create.
-    if not isinstance(name, str):
-        raise InvalidArgumentError(f"fleet name must be a string, not {type(name).__name__}")
-    return validate_text(name, "fleet name")
+_exists = fleet_exists
+_lookup_name = check_existing_name
 
 
 class Client:
@@ -116,7 +113,7 @@ class Client:
         coordinator: Coordinator,
         *,
         base: str | os.PathLike[str] | None = None,
-        max_count: int = DEFAULT_MAX_COUNT,
+        max_count: int = MAX_COUNT,
         executor: Executor | None = None,
     ) -> None:
         self.store = store
@@ -176,8 +173,8 @@ class Client:
         url: str,
         *,
         base: str | os.PathLike[str] | None = None,
-        trust_level: str = "sandboxed",
-        max_count: int = DEFAULT_MAX_COUNT,
+        trust_level: str = DEFAULT_TRUST_LEVEL,
+        max_count: int = MAX_COUNT,
         executor: Executor | None = None,
     ) -> Client:
         """A client whose fleets, agents and tasks live at ``url`` (``postgresql://…``).
@@ -200,7 +197,7 @@ class Client:
         cls,
         base: str | os.PathLike[str] | None = None,
         *,
-        trust_level: str = "sandboxed",
+        trust_level: str = DEFAULT_TRUST_LEVEL,
         executor: Executor | None = None,
     ) -> Client:
         """A client that keeps fleets and agents in memory (tests, notebooks). Never raises."""
@@ -217,16 +214,17 @@ class Client:
         return self._base if self._base is not None else Path.cwd()
 
     def close(self) -> None:
-        """Release the coordinator's (and executor's) resources. The client can still
-        be used after.
+        """Release the coordinator's, the store's and the executor's resources. The
+        client can still be used after (they reopen on next use).
 
         Raises:
-            Exception: whatever the coordinator's ``close`` raises; the built-in
-                coordinators raise nothing.
+            Exception: whatever the coordinator's or store's ``close`` raises; the
+                built-in ones raise nothing.
         """
         try:
             self.coordinator.close()
         finally:
+            self.store.close()
             if self._executor is not None:
                 self._executor.close()
 
@@ -254,9 +252,18 @@ class Client:
             raise _not_found(name)
         return fleet
 
-    def _load_mold(self, source: str, *, confine: bool = False) -> Mold:
-        # A source from a manifest or a stored fleet is confined to the project (SPEC §4).
-        mold = load_mold(source, self.base, confine=confine)
+    def load_mold(self, source: MoldSource, *, confine: bool = False) -> Mold:
+        """The mold ``source`` names, resolved against :attr:`base`; with ``confine``
+        (a source from a manifest or a stored fleet, SPEC §4) it must lie inside the
+        project or the bundled samples.
+
+        Raises:
+            MoldSourceError: the source is blank.
+            MoldNotFoundError / MoldError: it does not resolve (or, confined, lies
+                outside the project), cannot be read or parsed, or names an unknown
+                agent type.
+        """
+        mold = load_mold(check_mold_source(source), self.base, confine=confine)
         agent_type_of(mold)
         return mold
 
@@ -301,7 +308,7 @@ class Client:
             FleetExistsError: ``fleet 'NAME' already exists``.
             StoreError: the store cannot be read or written.
         """
-        validate_name(name)
+        check_name(name)
         if name in self.store.load():
             raise _exists(name)
         with self.store.transaction() as fleets:
@@ -314,7 +321,7 @@ class Client:
     def create_from_mold(
         self,
         name: str,
-        mold_source: str | os.PathLike[str],
+        mold_source: MoldSource,
         count: int = 1,
         params: Params = None,
         *,
@@ -329,13 +336,13 @@ class Client:
             CoordinatorError: spawning failed (nothing is left behind).
             StoreError: the store cannot be read or written.
         """
-        validate_name(name)
-        validate_count(count, self.max_count)
+        check_name(name)
+        check_count(count, self.max_count)
         parsed = parse_params(params)
-        mold_source = _check_source(mold_source)
+        source = check_mold_source(mold_source)
         if name in self.store.load():
             raise _exists(name)
-        mold = self._load_mold(mold_source)
+        mold = self.load_mold(source)
         spawned: list[str] = []
         try:
             with self.store.transaction() as fleets:
@@ -345,7 +352,7 @@ class Client:
                 fleet = Fleet(
                     name=name,
                     member_ids=spawned,
-                    mold_source=mold_source,
+                    mold_source=source,
                     last_create_params=parsed,
                 )
                 fleets[name] = fleet
@@ -357,7 +364,7 @@ class Client:
     def add_from_mold(
         self,
         name: str,
-        mold_source: str | os.PathLike[str],
+        mold_source: MoldSource,
         count: int,
         params: Params = None,
         *,
@@ -375,11 +382,11 @@ class Client:
             StoreError: the store cannot be read or written.
         """
         _lookup_name(name)
-        validate_count(count, self.max_count)
+        check_count(count, self.max_count)
         parsed = parse_params(params)
-        mold_source = _check_source(mold_source)
+        source = check_mold_source(mold_source)
         self._require(name)
-        mold = self._load_mold(mold_source)
+        mold = self.load_mold(source)
         spawned: list[str] = []
         try:
             with self.store.transaction() as fleets:
@@ -391,9 +398,7 @@ class Client:
                 fleet = attrs.evolve(
                     current,
                     member_ids=[*current.member_ids, *spawned],
-                    mold_source=current.mold_source
-                    if current.mold_source is not None
-                    else mold_source,
+                    mold_source=current.mold_source if current.mold_source is not None else source,
                     last_create_params=(
                         current.last_create_params
                         if current.last_create_params is not None
@@ -415,7 +420,7 @@ class Client:
             StoreError: the store cannot be read or written.
         """
         _lookup_name(name)
-        agent = validate_agent_id(agent_id)
+        agent = check_agent_id(agent_id)
         snapshot = self._require(name)
         if agent in snapshot.member_ids:
             return snapshot
@@ -440,31 +445,15 @@ class Client:
             StoreError: the store cannot be read or written.
         """
         _lookup_name(name)
-        text = validate_task(task)
+        text = check_task(task)
         self._require(name)
         with self.store.transaction() as fleets:
             current = fleets.get(name)
             if current is None:
                 raise _not_found(name)
-            fleet = self._with_deployment(current, text)
+            fleet = rollout.with_deployment(current, text)
             fleets[name] = fleet
         return fleet
-
-    @staticmethod
-    def _with_deployment(current: Fleet, task: str) -> Fleet:
-        stamp = str(int(time.time()))
-        number = current.history[-1].revision + 1 if current.history else 1
-        revision = Revision(
-            revision=number,
-            task=task,
-            deployed_at=stamp,
-            mold_source=current.mold_source,
-            params=current.last_create_params,
-        )
-        history = [*current.history, revision][-HISTORY_LIMIT:]
-        return attrs.evolve(
-            current, last_deployed_task=task, last_deployed_at=stamp, history=history
-        )
 
     def list(self) -> builtins.list[str]:
         """Fleet names, sorted.
@@ -544,13 +533,13 @@ class Client:
             StoreError: the store cannot be read or written.
         """
         _lookup_name(name)
-        size = validate_size(n, self.max_count)
+        size = check_size(n, self.max_count)
         current = self._require(name)
         if size == len(current.member_ids):
             return current
         mold: Mold | None = None
         if size > len(current.member_ids):
-            mold = self._mold_for_scale_up(current)
+            mold = self.mold_for_scale_up(current)
         removed: builtins.list[str] = []
         spawned: builtins.list[str] = []
         try:
@@ -560,14 +549,14 @@ class Client:
                 if size == have:
                     return current
                 if size < have:
-                    removed = current.member_ids[size:]
+                    removed = builtins.list(current.member_ids[size:])
                     fleet = attrs.evolve(current, member_ids=current.member_ids[:size])
                     if self._one_transaction():
                         self.coordinator.terminate(removed)
                         removed = []  # done, in the same transaction
                 else:
                     if mold is None or current.mold_source is None:
-                        mold = self._mold_for_scale_up(current)
+                        mold = self.mold_for_scale_up(current)
                     spawned = self._spawn(
                         name, mold, have, size - have, current.last_create_params, progress
                     )
@@ -580,13 +569,18 @@ class Client:
             self.coordinator.terminate(removed)
         return fleet
 
-    def _mold_for_scale_up(self, fleet: Fleet) -> Mold:
+    def mold_for_scale_up(self, fleet: Fleet) -> Mold:
+        """The mold new members of ``fleet`` come from.
+
+        Raises:
+            InvalidArgumentError: the fleet has no mold (``… cannot scale up``).
+            MoldNotFoundError / MoldError: the mold does not resolve, or cannot be read.
+        """
         if fleet.mold_source is None:
             raise InvalidArgumentError(
-                f"fleet {show_value(fleet.name)} has no mold; cannot scale up "
-                "(create from mold first)"
+                f"fleet {quote(fleet.name)} has no mold; cannot scale up (create from mold first)"
             )
-        return self._load_mold(fleet.mold_source, confine=True)
+        return self.load_mold(fleet.mold_source, confine=True)
 
     def run(
         self,
@@ -634,7 +628,7 @@ class Client:
             StoreError / CoordinatorError: state cannot be read.
         """
         fleet = self._require(_lookup_name(name))
-        statuses = self.coordinator.status(fleet.member_ids)
+        statuses = self.coordinator.status(builtins.list(fleet.member_ids))
         members = [
             MemberHealth(
                 agent_id=s.agent_id,
@@ -647,11 +641,11 @@ class Client:
             for s in (statuses[agent_id] for agent_id in fleet.member_ids)
         ]
         if not fleet.member_ids and fleet.mold_source is None:
-            status = "empty"
+            status = HealthStatus.EMPTY
         elif any(m.state is AgentState.TERMINATED for m in members):
-            status = "degraded"
+            status = HealthStatus.DEGRADED
         else:
-            status = "ok"
+            status = HealthStatus.OK
         return FleetHealth(
             name=fleet.name,
             member_count=len(fleet.member_ids),
@@ -667,10 +661,10 @@ class Client:
         name: str | None = None,
         format: ExportFormat | str = "k8s",
         *,
-        image: str = "dal-agent:latest",
+        image: str = DEFAULT_IMAGE,
         namespace: str | None = None,
         labels: Mapping[str, str] | None = None,
-        workload: str = "job",
+        workload: str = DEFAULT_WORKLOAD,
         handler: str | None = None,
         url_secret: str | None = None,
         replicas: int = 1,
@@ -721,7 +715,7 @@ class Client:
         if fleet.mold_source is None:
             return None
         try:
-            memory = self._load_mold(fleet.mold_source, confine=True).memory_limit
+            memory = self.load_mold(fleet.mold_source, confine=True).memory_limit
             if memory is not None:
                 memory_limit_bytes(memory)
             return memory
@@ -729,55 +723,27 @@ class Client:
             # The mold may have moved since the fleet was created; export without a limit.
             return None
 
-    # -- beyond the reference: history, rollback, worker ------------------------------
+    # -- beyond the reference: history, rollback, apply, shift (see dalfleet.rollout) --------
 
-    def history(self, name: str) -> builtins.list[Revision]:
-        """The fleet's deployment revisions, oldest first.
+    def history(self, name: str) -> tuple[Revision, ...]:
+        """The fleet's deployment revisions, oldest first (see :func:`dalfleet.rollout.history`).
 
         Raises:
             FleetNotFoundError: the fleet does not exist.
             StoreError: the store cannot be read.
         """
-        return builtins.list(self._require(_lookup_name(name)).history)
+        return rollout.history(self, name)
 
-    def rollback(self, name: str, to_revision: int | None = None) -> Fleet:
-        """Redeploy the previous revision's task (or revision ``to_revision``'s).
-
-        The rollback is itself recorded as a new revision.
+    def rollback(self, name: str, *, to_revision: int | None = None) -> Fleet:
+        """Redeploy the previous revision's task, or revision ``to_revision``'s
+        (see :func:`dalfleet.rollout.rollback`).
 
         Raises:
             FleetNotFoundError: the fleet does not exist.
-            InvalidArgumentError: there is no previous revision, or no such revision.
+            InvalidArgumentError: a bad revision number; no previous revision, or no such one.
             StoreError: the store cannot be read or written.
         """
-        _lookup_name(name)
-        if to_revision is not None and (
-            isinstance(to_revision, bool) or not isinstance(to_revision, int)
-        ):
-            raise InvalidArgumentError(f"revision must be a whole number, not {to_revision!r}")
-        target = self._rollback_target(self._require(name), to_revision)
-        with self.store.transaction() as fleets:
-            current = fleets.get(name) or _raise(_not_found(name))
-            target = self._rollback_target(current, to_revision)
-            fleet = self._with_deployment(current, target.task)
-            fleets[name] = fleet
-        return fleet
-
-    @staticmethod
-    def _rollback_target(fleet: Fleet, to_revision: int | None) -> Revision:
-        if to_revision is None:
-            if len(fleet.history) < 2:
-                raise InvalidArgumentError(
-                    f"fleet {show_value(fleet.name)} has no previous revision to roll back to"
-                )
-            return fleet.history[-2]
-        for revision in fleet.history:
-            if revision.revision == to_revision:
-                return revision
-        known = ", ".join(str(r.revision) for r in fleet.history) or "none"
-        raise InvalidArgumentError(
-            f"fleet {show_value(fleet.name)} has no revision {to_revision} (known: {known})"
-        )
+        return rollout.rollback(self, name, to_revision=to_revision)
 
     def apply(
         self,
@@ -787,56 +753,14 @@ class Client:
         prune: bool = False,
         progress: Progress | None = None,
     ) -> builtins.list[Change]:
-        """Make the fleets match a manifest (YAML text, a mapping, or parsed specs).
-
-        Creates, scales and deploys as :func:`dalfleet.manifest.plan` says, and
-        returns the changes (with ``dry_run`` nothing is changed). Everything is
-        checked first — the manifest, names, counts, tasks, params and that every
-        mold resolves — so bad input changes nothing. A failure while applying
-        leaves the steps before it applied, as ``kubectl apply`` does.
+        """Make the fleets match a manifest (see :func:`dalfleet.rollout.apply`).
 
         Raises:
             InvalidArgumentError: the manifest is not valid or cannot be applied.
             MoldError / MoldNotFoundError: a mold does not resolve or parse.
             CoordinatorError / StoreError: as for create_from_mold and scale.
         """
-        if isinstance(manifest, (str, Mapping)):
-            specs = parse_manifest(manifest)
-        else:
-            specs = builtins.list(manifest)
-        changes = plan(specs, self.store.load(), prune=prune)
-        for change in changes:
-            if change.mold is not None:
-                self._load_mold(change.mold, confine=True)
-        if dry_run:
-            return changes
-        for change in changes:
-            if change.action == "create" and change.mold is not None:
-                assert change.count is not None
-                self.create_from_mold(
-                    change.fleet, change.mold, change.count, change.params, progress=progress
-                )
-            elif change.action == "create":
-                self.create(change.fleet)
-            elif change.action == "scale":
-                assert change.count is not None
-                have = len(self.get(change.fleet).member_ids)
-                if change.mold is not None and change.count > have:
-                    self.add_from_mold(
-                        change.fleet,
-                        change.mold,
-                        change.count - have,
-                        change.params,
-                        progress=progress,
-                    )
-                else:
-                    self.scale(change.fleet, change.count, progress=progress)
-            elif change.action == "deploy":
-                assert change.task is not None
-                self.deploy(change.fleet, change.task)
-            elif change.action == "delete":
-                self.delete(change.fleet, teardown=True)
-        return changes
+        return rollout.apply(self, manifest, dry_run=dry_run, prune=prune, progress=progress)
 
     def shift(
         self,
@@ -847,45 +771,17 @@ class Client:
         task: str | None = None,
         progress: Progress | None = None,
     ) -> tuple[Fleet, Fleet]:
-        """Blue/green: move ``count`` members' worth of size (default: all) from
-        ``source`` to ``target``, deploying ``task`` to ``target`` first if given.
-
-        The target grows (from its mold) before the source shrinks, so capacity
-        never drops below the start; the source's removed members are terminated.
+        """Blue/green: move ``count`` (default all) of ``source``'s size to ``target``
+        (see :func:`dalfleet.rollout.shift`); returns ``(source, target)``.
 
         Raises:
             FleetNotFoundError: either fleet does not exist.
-            InvalidArgumentError: the fleets are the same, ``count`` is not between 1
-                and the source's size, the target has no mold, the target would
-                exceed the cap, or the task is not valid.
+            InvalidArgumentError: same fleet, bad count, target without a mold, bad task.
             MoldError / CoordinatorError / StoreError: as for scale.
         """
-        _lookup_name(source)
-        _lookup_name(target)
-        if source == target:
-            raise InvalidArgumentError("shift needs two different fleets")
-        text = validate_task(task) if task is not None else None
-        src, dst = self.get(source), self.get(target)
-        have = len(src.member_ids)
-        if not have:
-            raise InvalidArgumentError(
-                f"fleet {show_value(source)} has no members to shift "
-                f"(scale it up first, or shift from a fleet that has members)"
-            )
-        n = have if count is None else validate_size(count, self.max_count)
-        if not 1 <= n <= have:
-            raise InvalidArgumentError(
-                f"shift count must be between 1 and {have} "
-                f"(the size of fleet {show_value(source)}), got {n}"
-            )
-        grown = len(dst.member_ids) + n
-        validate_size(grown, self.max_count)
-        self._mold_for_scale_up(dst)
-        if text is not None:
-            self.deploy(target, text)
-        dst = self.scale(target, grown, progress=progress)
-        src = self.scale(source, have - n)
-        return src, dst
+        return rollout.shift(self, source, target, count, task=task, progress=progress)
+
+    # -- beyond the reference: the worker -----------------------------------------------
 
     def work(
         self,
@@ -895,7 +791,7 @@ class Client:
         once: bool = False,
         concurrency: int = DEFAULT_CONCURRENCY,
         timeout: float | None = None,
-        poll_interval: float = 0.5,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         stop: threading.Event | None = None,
         max_tasks: int | None = None,
         on_outcome: Callable[[MemberOutcome], None] | None = None,

@@ -19,18 +19,16 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import attrs
-
 from dalfleet import fleet as _fleet
 from dalfleet.client import Client
+from dalfleet.convert import fleet_map, health_map
 from dalfleet.errors import (
     ArgumentCountError,
-    FleetNotFoundError,
     InvalidArgumentError,
     UnknownFunctionError,
+    fleet_not_found,
+    quote,
 )
-from dalfleet.models import Fleet, FleetHealth
-from dalfleet.validate import show_value
 
 __all__ = ["FUNCTIONS", "call", "fleet_map", "health_map"]
 
@@ -38,38 +36,6 @@ Value = Any
 
 _I64 = (-(2**63), 2**63 - 1)
 _INT_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)
-
-
-def fleet_map(fleet: Fleet) -> dict[str, Value]:
-    """A fleet as the reference's DAL map: ``name, member_ids`` and, when set,
-    ``mold_source``, ``last_deployed_task``, ``last_deployed_at``.
-
-    Never raises.
-    """
-    out: dict[str, Value] = {"name": fleet.name, "member_ids": list(fleet.member_ids)}
-    for key in ("mold_source", "last_deployed_task", "last_deployed_at"):
-        value = getattr(fleet, key)
-        if value is not None:
-            out[key] = value
-    return out
-
-
-def health_map(health: FleetHealth) -> dict[str, Value]:
-    """A health record as a map of plain values (member states as strings).
-
-    Every key is present (``None`` when unset); :func:`call` leaves the unset
-    ones out, as the reference does. Never raises.
-    """
-    out: dict[str, Value] = {
-        "name": health.name,
-        "member_count": health.member_count,
-        "has_mold": health.has_mold,
-        "last_deployed_task": health.last_deployed_task,
-        "last_deployed_at": health.last_deployed_at,
-        "status": health.status,
-    }
-    out["members"] = [{**attrs.asdict(m), "state": m.state.value} for m in health.members]
-    return out
 
 
 def _text(value: Value) -> str:
@@ -112,7 +78,7 @@ def _int(value: Value) -> int:
     if isinstance(value, str):
         if _INT_TEXT.fullmatch(value) and _I64[0] <= int(value) <= _I64[1]:
             return int(value)
-        raise InvalidArgumentError(f"cannot convert string {show_value(value)} to a whole number")
+        raise InvalidArgumentError(f"cannot convert string {quote(value)} to a whole number")
     raise InvalidArgumentError(f"cannot convert {type(value).__name__} to a whole number")
 
 
@@ -133,7 +99,7 @@ def _show(client: Client, args: Sequence[Value]) -> dict[str, Value]:
     name = _text(args[0])
     found = client.show(name)
     if found is None:
-        raise FleetNotFoundError(f"fleet {show_value(name)} not found")
+        raise fleet_not_found(name)
     return fleet_map(found)
 
 

@@ -3,9 +3,13 @@
 Every error is a :class:`FleetError`; the specific classes also subclass the
 builtin that fits (``LookupError`` for "not found", ``ValueError`` for bad
 arguments, ``OSError`` for the store), so callers can catch either.
+
+:func:`quote` is the one way a value is shown inside a message.
 """
 
 from __future__ import annotations
+
+from dalfleet.defaults import QUOTE_LIMIT
 
 __all__ = [
     "ArgumentCountError",
@@ -19,9 +23,38 @@ __all__ = [
     "InvalidArgumentError",
     "MoldError",
     "MoldNotFoundError",
+    "MoldSourceError",
     "StoreError",
     "UnknownFunctionError",
+    "fleet_exists",
+    "fleet_not_found",
+    "quote",
 ]
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """How a value appears in a message: ``'text'`` on one line.
+
+    Strings are quoted; control characters, lone surrogates and quotes are
+    escaped (as ``repr`` does), so nothing user-typed reaches a terminal as an
+    escape sequence or forges a line. Values longer than ``limit`` characters are
+    shortened with ``…``. Other values are shown by their ``repr``, escaped and
+    shortened the same way.
+
+    Never raises (a ``repr`` that raises gives ``<TYPE>``).
+    """
+    if isinstance(value, str):
+        text = value if len(value) <= limit else value[: max(limit - 1, 0)] + "…"
+        if text.isprintable() and "'" not in text:
+            return f"'{text}'"
+        return repr(text)
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__ must not hide the error being reported
+        return f"<{type(value).__name__}>"
+    if not text.isprintable():
+        text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
 class FleetError(Exception):
@@ -63,6 +96,10 @@ class MoldNotFoundError(MoldError, LookupError):
     """A mold source did not resolve to a file."""
 
 
+class MoldSourceError(InvalidArgumentError, MoldError):
+    """A mold source is blank or not a string or path (both a bad argument and a mold error)."""
+
+
 class StoreError(FleetError, OSError):
     """The fleet store could not be read or written."""
 
@@ -85,3 +122,13 @@ class DispatchError(CoordinatorError):
 
 class HandlerError(InvalidArgumentError):
     """A task handler could not be loaded (bad ``module:function`` string)."""
+
+
+def fleet_not_found(name: str) -> FleetNotFoundError:
+    """The one ``fleet 'NAME' not found`` error (returned, not raised). Never raises."""
+    return FleetNotFoundError(f"fleet {quote(name)} not found")
+
+
+def fleet_exists(name: str) -> FleetExistsError:
+    """The one ``fleet 'NAME' already exists`` error (returned, not raised). Never raises."""
+    return FleetExistsError(f"fleet {quote(name)} already exists")

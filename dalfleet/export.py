@@ -29,7 +29,8 @@ from typing import Any
 
 import yaml
 
-from dalfleet.errors import FleetError, InvalidArgumentError, MoldError
+from dalfleet.defaults import DEFAULT_IMAGE, DEFAULT_WORKLOAD
+from dalfleet.errors import FleetError, InvalidArgumentError, MoldError, quote
 from dalfleet.models import ExportFormat, Fleet
 from dalfleet.mold.model import memory_limit_bytes
 
@@ -45,9 +46,6 @@ __all__ = [
     "memory_limit_quantity",
     "parse_format",
 ]
-
-#: Image used when none is given (the reference's default).
-DEFAULT_IMAGE = "dal-agent:latest"
 
 #: Values accepted for ``workload``.
 WORKLOADS: tuple[str, ...] = ("job", "statefulset", "worker")
@@ -118,14 +116,6 @@ _COMPOSE_UNITS = ("", "K", "M", "G", "T", "P")
 # -- argument parsing ------------------------------------------------------------------
 
 
-def _show(value: object) -> str:
-    """``'value'`` for an error message: one line, shortened when long."""
-    if not isinstance(value, str):
-        return repr(value)
-    text = value if len(value) <= 70 else value[:69] + "…"
-    return repr(text) if ("'" in text or not text.isprintable()) else f"'{text}'"
-
-
 def parse_format(value: ExportFormat | str) -> ExportFormat:
     """Return the :class:`ExportFormat` named by ``value``.
 
@@ -141,7 +131,7 @@ def parse_format(value: ExportFormat | str) -> ExportFormat:
     found = _FORMATS.get(value.strip().lower()) if isinstance(value, str) else None
     if found is None:
         raise InvalidArgumentError(
-            f"unknown export format {_show(value)}: expected k8s, docker-compose or compose"
+            f"unknown export format {quote(value)}: expected k8s, docker-compose or compose"
         )
     return found
 
@@ -150,7 +140,7 @@ def _parse_workload(value: object) -> str:
     workload = value.strip().lower() if isinstance(value, str) else None
     if workload not in WORKLOADS:
         raise InvalidArgumentError(
-            f"unknown workload {_show(value)}: expected {' or '.join(WORKLOADS)}"
+            f"unknown workload {quote(value)}: expected {' or '.join(WORKLOADS)}"
         )
     return workload
 
@@ -199,11 +189,11 @@ def compose_memory(value: str) -> str:
 
 def _check_image(image: object) -> str:
     if not isinstance(image, str) or not image:
-        raise InvalidArgumentError(f"image must be a non-empty string, not {_show(image)}")
+        raise InvalidArgumentError(f"image must be a non-empty string, not {quote(image)}")
     match = _IMAGE_REFERENCE.fullmatch(image)
     if match is None or len(match.group("name")) > _IMAGE_NAME_MAX:
         raise InvalidArgumentError(
-            f"invalid image {_show(image)}: expected an image reference such as "
+            f"invalid image {quote(image)}: expected an image reference such as "
             f"'{DEFAULT_IMAGE}' or 'registry.example.com:5000/team/agent:1.2' "
             "(lowercase repository path, no whitespace)"
         )
@@ -219,7 +209,7 @@ def _check_namespace(namespace: object) -> str | None:
         and _DNS_LABEL.fullmatch(namespace)
     ):
         raise InvalidArgumentError(
-            f"invalid namespace {_show(namespace)}: expected a DNS-1123 label (at most 63 "
+            f"invalid namespace {quote(namespace)}: expected a DNS-1123 label (at most 63 "
             "lowercase letters, digits or '-', starting and ending with a letter or digit)"
         )
     return namespace
@@ -245,17 +235,17 @@ def _check_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
     for key, value in labels.items():
         if not isinstance(key, str) or not _label_key_ok(key):
             raise InvalidArgumentError(
-                f"invalid label key {_show(key)}: expected [PREFIX/]NAME, NAME at most 63 "
+                f"invalid label key {quote(key)}: expected [PREFIX/]NAME, NAME at most 63 "
                 "letters, digits, '-', '_' or '.' starting and ending with a letter or digit, "
                 "PREFIX a DNS subdomain"
             )
         if key in MANAGED_LABELS or key.startswith(_RESERVED_LABEL_PREFIX):
             raise InvalidArgumentError(
-                f"label {_show(key)} is set by dalfleet and cannot be given in labels"
+                f"label {quote(key)} is set by dalfleet and cannot be given in labels"
             )
         if not isinstance(value, str) or not _label_value_ok(value):
             raise InvalidArgumentError(
-                f"invalid value {_show(value)} for label {_show(key)}: expected at most 63 "
+                f"invalid value {quote(value)} for label {quote(key)}: expected at most 63 "
                 "letters, digits, '-', '_' or '.' starting and ending with a letter or digit "
                 "(or empty)"
             )
@@ -269,7 +259,7 @@ def _check_fleets(fleets: Sequence[Fleet]) -> list[Fleet]:
         if not isinstance(fleet, Fleet):
             raise InvalidArgumentError(f"expected Fleet objects, not {type(fleet).__name__}")
         if fleet.name in seen:
-            raise InvalidArgumentError(f"fleet {_show(fleet.name)} is given more than once")
+            raise InvalidArgumentError(f"fleet {quote(fleet.name)} is given more than once")
         seen.add(fleet.name)
     return list(fleets)
 
@@ -286,7 +276,7 @@ def _check_memory(
         try:
             _memory_bytes(value)
         except InvalidArgumentError as exc:
-            raise InvalidArgumentError(f"fleet {_show(fleet.name)}: {exc.message}") from None
+            raise InvalidArgumentError(f"fleet {quote(fleet.name)}: {exc.message}") from None
         out[fleet.name] = value
     return out
 
@@ -342,7 +332,7 @@ def _unique_names(
             for n in group:
                 level[n] += 1
                 if level[n] >= len(_HASH_LENGTHS):  # pragma: no cover - needs a SHA-256 clash
-                    raise FleetError(f"cannot derive a unique name for fleet {_show(n)}")
+                    raise FleetError(f"cannot derive a unique name for fleet {quote(n)}")
 
 
 def _hashed(name: str, readable: str, max_len: int, level: int) -> str:
@@ -523,7 +513,7 @@ def _check_worker(handler: object, url_secret: object, replicas: object) -> tupl
         )
     if not isinstance(handler, str) or not _HANDLER.fullmatch(handler):
         raise InvalidArgumentError(
-            f"invalid handler {_show(handler)}: expected MODULE:FUNCTION (e.g. myapp.tasks:handle)"
+            f"invalid handler {quote(handler)}: expected MODULE:FUNCTION (e.g. myapp.tasks:handle)"
         )
     if (
         not isinstance(url_secret, str)
@@ -531,12 +521,12 @@ def _check_worker(handler: object, url_secret: object, replicas: object) -> tupl
         or not _DNS_SUBDOMAIN.fullmatch(url_secret)
     ):
         raise InvalidArgumentError(
-            f"invalid secret name {_show(url_secret)}: use a DNS-1123 subdomain "
+            f"invalid secret name {quote(url_secret)}: use a DNS-1123 subdomain "
             "(lowercase letters, digits, '-' and '.')"
         )
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= 10000:
         raise InvalidArgumentError(
-            f"replicas must be a whole number 0-10000, not {_show(replicas)}"
+            f"replicas must be a whole number 0-10000, not {quote(replicas)}"
         )
     return handler, url_secret, replicas
 
@@ -679,7 +669,7 @@ def export_documents(
     image: str = DEFAULT_IMAGE,
     namespace: str | None = None,
     labels: Mapping[str, str] | None = None,
-    workload: str = "job",
+    workload: str = DEFAULT_WORKLOAD,
     handler: str | None = None,
     url_secret: str = DEFAULT_URL_SECRET,
     replicas: int = 1,
@@ -777,7 +767,7 @@ def export_yaml(
     image: str = DEFAULT_IMAGE,
     namespace: str | None = None,
     labels: Mapping[str, str] | None = None,
-    workload: str = "job",
+    workload: str = DEFAULT_WORKLOAD,
     handler: str | None = None,
     url_secret: str = DEFAULT_URL_SECRET,
     replicas: int = 1,

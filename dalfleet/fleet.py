@@ -15,16 +15,23 @@ import builtins
 import contextlib
 import contextvars
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dalfleet.client import Client, Progress, WorkStats
+from dalfleet.client import Client, MoldSource, Params, Progress, WorkStats
 from dalfleet.coordinator import Coordinator
-from dalfleet.coordinator.base import DEFAULT_LEASE
-from dalfleet.executor.base import DEFAULT_CONCURRENCY, Executor, Handler
-from dalfleet.manifest import Change, FleetSpec
+from dalfleet.defaults import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_IMAGE,
+    DEFAULT_LEASE,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_WORKLOAD,
+)
+from dalfleet.executor.base import Executor, Handler
 from dalfleet.models import ExportFormat, Fleet, FleetHealth, MemberOutcome, Revision, RunReport
+from dalfleet.rollout import Change, FleetSpec
 from dalfleet.store import Store
 
 __all__ = [
@@ -51,8 +58,8 @@ __all__ = [
     "work",
 ]
 
+#: A project directory; ``None`` means the current default context.
 Base = str | os.PathLike[str] | None
-Params = Mapping[str, object] | Iterable[str] | None
 _T = TypeVar("_T")
 
 _configured: Client | None = None
@@ -209,7 +216,7 @@ def create(name: str, base: Base = None) -> Fleet:
 
 def create_from_mold(
     name: str,
-    mold_source: str | os.PathLike[str],
+    mold_source: MoldSource,
     count: int = 1,
     base: Base = None,
     params: Params = None,
@@ -218,11 +225,13 @@ def create_from_mold(
 ) -> Fleet:
     """Create a fleet of ``count`` agents from a mold, named ``NAME_0 … NAME_{count-1}``.
 
-    ``mold_source`` is recorded exactly as given and ``params`` (a mapping or
+    ``mold_source`` (a ``str`` or any ``os.PathLike``) is recorded exactly as given
+    (a path as its text) and ``params`` (a mapping or
     ``"k=v"`` strings) as ``last_create_params``.
 
     Raises:
-        InvalidArgumentError: bad name, count < 1 or above the cap (1000), params without ``=``.
+        InvalidArgumentError: bad name, count < 1 or above the cap (1000), params
+            without ``=``; a blank mold source (MoldSourceError).
         FleetExistsError: the fleet exists.
         MoldNotFoundError / MoldError: the mold cannot be found, read or parsed.
         CoordinatorError: spawning failed; no agent and no fleet is left behind.
@@ -235,7 +244,7 @@ def create_from_mold(
 
 def add_from_mold(
     name: str,
-    mold_source: str | os.PathLike[str],
+    mold_source: MoldSource,
     count: int,
     base: Base = None,
     params: Params = None,
@@ -371,10 +380,10 @@ def export(
     base: Base = None,
     format: ExportFormat | str = "k8s",
     *,
-    image: str = "dal-agent:latest",
+    image: str = DEFAULT_IMAGE,
     namespace: str | None = None,
     labels: Mapping[str, str] | None = None,
-    workload: str = "job",
+    workload: str = DEFAULT_WORKLOAD,
     handler: str | None = None,
     url_secret: str | None = None,
     replicas: int = 1,
@@ -405,7 +414,7 @@ def export(
     )
 
 
-def history(name: str, base: Base = None) -> builtins.list[Revision]:
+def history(name: str, base: Base = None) -> tuple[Revision, ...]:
     """The fleet's deployment revisions, oldest first.
 
     Raises:
@@ -415,15 +424,16 @@ def history(name: str, base: Base = None) -> builtins.list[Revision]:
     return _call(base, lambda c: c.history(name))
 
 
-def rollback(name: str, to_revision: int | None = None, base: Base = None) -> Fleet:
-    """Redeploy the previous (or the given) revision's task.
+def rollback(name: str, base: Base = None, *, to_revision: int | None = None) -> Fleet:
+    """Redeploy the previous revision's task, or revision ``to_revision``'s
+    (keyword-only, so ``rollback("w", base)`` binds ``base``).
 
     Raises:
         FleetNotFoundError: the fleet does not exist.
-        InvalidArgumentError: no previous revision / no such revision.
+        InvalidArgumentError: a bad revision number; no previous revision / no such revision.
         StoreError: the fleet file cannot be read or written.
     """
-    return _call(base, lambda c: c.rollback(name, to_revision))
+    return _call(base, lambda c: c.rollback(name, to_revision=to_revision))
 
 
 def work(
@@ -434,7 +444,8 @@ def work(
     once: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout: float | None = None,
-    poll_interval: float = 0.5,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    stop: threading.Event | None = None,
     max_tasks: int | None = None,
     on_outcome: Callable[[MemberOutcome], None] | None = None,
     executor: Executor | None = None,
@@ -456,6 +467,7 @@ def work(
             concurrency=concurrency,
             timeout=timeout,
             poll_interval=poll_interval,
+            stop=stop,
             max_tasks=max_tasks,
             on_outcome=on_outcome,
             executor=executor,
@@ -470,6 +482,7 @@ def apply(
     *,
     dry_run: bool = False,
     prune: bool = False,
+    progress: Progress | None = None,
 ) -> builtins.list[Change]:
     """Make the fleets match a manifest (YAML text or a mapping, see :mod:`dalfleet.manifest`);
     returns the changes. ``dry_run`` only reports them; ``prune`` deletes fleets the
@@ -479,7 +492,7 @@ def apply(
         InvalidArgumentError: the manifest is not valid or cannot be applied.
         MoldError / MoldNotFoundError / CoordinatorError / StoreError: as for create_from_mold.
     """
-    return _call(base, lambda c: c.apply(manifest, dry_run=dry_run, prune=prune))
+    return _call(base, lambda c: c.apply(manifest, dry_run=dry_run, prune=prune, progress=progress))
 
 
 def shift(
@@ -489,6 +502,7 @@ def shift(
     base: Base = None,
     *,
     task: str | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Fleet, Fleet]:
     """Blue/green: move ``count`` (default all) of ``source``'s size to ``target``,
     deploying ``task`` to ``target`` first; the target grows before the source shrinks.
@@ -498,4 +512,4 @@ def shift(
         InvalidArgumentError: same fleet, bad count, target without a mold, bad task.
         MoldError / CoordinatorError / StoreError: as for scale.
     """
-    return _call(base, lambda c: c.shift(source, target, count, task=task))
+    return _call(base, lambda c: c.shift(source, target, count, task=task, progress=progress))

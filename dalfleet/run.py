@@ -253,7 +253,7 @@ def _ensure_member(client: Client, fleet: Fleet) -> Fleet:
     assert fleet.mold_source is not None
     from dalfleet.mold import parse_params
 
-    mold = client._load_mold(fleet.mold_source, confine=True)
+    mold = client.load_mold(fleet.mold_source, confine=True)
     spawned: list[str] = []
     try:
         with client.store.transaction() as fleets:
@@ -304,7 +304,7 @@ def run(
         KeyboardInterrupt: Ctrl-C; unfinished tasks were given back first.
     """
     from dalfleet.client import _lookup_name, fleet_not_found
-    from dalfleet.validate import show_value
+    from dalfleet.errors import quote as show_value
 
     call = load_handler(handler) if handler is not None else None
     if call is not None:

@@ -62,7 +62,7 @@ def ctx(request: pytest.FixtureRequest, base: Path) -> Iterator[Ctx]:
 def test_create_returns_an_empty_fleet(ctx: Ctx) -> None:
     f = ctx.create("workers")
     assert f.name == "workers"
-    assert f.member_ids == []
+    assert f.member_ids == ()
     assert f.mold_source is None
     assert f.last_deployed_task is None
     assert ctx.list() == ["workers"]
@@ -139,7 +139,7 @@ def test_params_reach_agent_metadata_and_role(base: Path) -> None:
     assert agent.metadata["mold_name"] == "worker"
     assert agent.metadata["mold_version"] == "1.2"
     assert agent.spec.role == "Process prod jobs"
-    assert agent.spec.capabilities == ["read", "write:prod"]
+    assert agent.spec.capabilities == ("read", "write:prod")
 
 
 def test_trust_comes_from_the_principal_not_the_mold(base: Path) -> None:
@@ -175,7 +175,7 @@ def test_create_from_mold_existing_name(ctx: Ctx) -> None:
     ctx.create("w")
     with pytest.raises(FleetExistsError, match="fleet 'w' already exists"):
         ctx.create_from_mold("w", "worker", 2)
-    assert ctx.show("w").member_ids == []
+    assert ctx.show("w").member_ids == ()
 
 
 def test_create_from_mold_missing_mold_lists_what_was_tried(ctx: Ctx) -> None:
@@ -236,14 +236,14 @@ def test_add_from_mold_count_rules(ctx: Ctx, count: int) -> None:
     ctx.create("w")
     with pytest.raises(InvalidArgumentError, match="count"):
         ctx.add_from_mold("w", "worker", count)
-    assert ctx.show("w").member_ids == []
+    assert ctx.show("w").member_ids == ()
 
 
 def test_add_member_registers_and_is_idempotent(ctx: Ctx) -> None:
     ctx.create("w")
     ctx.add_member("w", "agent_ext")
     f = ctx.add_member("w", "agent_ext")
-    assert f.member_ids == ["agent_ext"]
+    assert f.member_ids == ("agent_ext",)
 
 
 @pytest.mark.parametrize("agent_id", ["", "   ", "\t"])
@@ -349,7 +349,7 @@ def test_scale_down_keeps_the_first_n_and_terminates_the_rest(ctx: Ctx) -> None:
 
 def test_scale_down_to_zero(ctx: Ctx) -> None:
     ctx.create_from_mold("w", "worker", 2)
-    assert ctx.scale("w", 0).member_ids == []
+    assert ctx.scale("w", 0).member_ids == ()
     assert ctx.health("w").status == "ok"  # it still has a mold
 
 
@@ -402,7 +402,7 @@ def test_run_dispatches_to_every_member(ctx: Ctx) -> None:
     [report] = ctx.run("w")
     assert report.fleet_name == "w"
     assert report.members_dispatched == 3
-    assert report.errors == []
+    assert report.errors == ()
     assert [o.status for o in report.outcomes] == ["queued"] * 3
     assert [m.pending_tasks for m in ctx.health("w").members] == [1, 1, 1]
 
@@ -443,7 +443,7 @@ def test_run_queues_the_task_for_members_that_live_elsewhere(ctx: Ctx) -> None:
     ctx.add_member("w", "agent_elsewhere")
     ctx.deploy("w", "go")
     [report] = ctx.run("w")
-    assert (report.members_dispatched, report.errors) == (2, [])
+    assert (report.members_dispatched, report.errors) == (2, ())
     health = ctx.health("w")
     assert [(m.state, m.pending_tasks) for m in health.members] == [
         (AgentState.ALIVE, 1),
@@ -461,7 +461,7 @@ def test_run_reports_terminated_members(ctx: Ctx) -> None:
     ctx.deploy("v", "go")
     [report] = ctx.run("v")
     assert report.members_dispatched == 0
-    assert report.errors == [f"{m}: agent '{m}' is terminated" for m in members]
+    assert report.errors == tuple(f"{m}: agent '{m}' is terminated" for m in members)
 
 
 # -- health ---------------------------------------------------------------------------
@@ -534,7 +534,7 @@ def test_history_and_rollback(ctx: Ctx) -> None:
     f = ctx.rollback("w")
     assert f.last_deployed_task == "v1"
     assert [r.task for r in ctx.history("w")] == ["v1", "v2", "v1"]
-    assert ctx.rollback("w", 2).last_deployed_task == "v2"
+    assert ctx.rollback("w", to_revision=2).last_deployed_task == "v2"
 
 
 def test_rollback_needs_a_previous_revision(ctx: Ctx) -> None:
@@ -543,7 +543,7 @@ def test_rollback_needs_a_previous_revision(ctx: Ctx) -> None:
     with pytest.raises(InvalidArgumentError, match="no previous revision"):
         ctx.rollback("w")
     with pytest.raises(InvalidArgumentError, match="no revision 7"):
-        ctx.rollback("w", 7)
+        ctx.rollback("w", to_revision=7)
 
 
 def test_history_is_bounded(ctx: Ctx) -> None:

@@ -91,7 +91,7 @@ def test_placeholder_with_spaces_is_substituted() -> None:
 
 
 def test_capability_placeholders_are_substituted() -> None:
-    assert render(MOLD, "a", {"env": "dev"}).capabilities == ["read:dev", "write", "dev-admin"]
+    assert render(MOLD, "a", {"env": "dev"}).capabilities == ("read:dev", "write", "dev-admin")
 
 
 def test_unknown_placeholders_are_left_as_they_are() -> None:
@@ -114,7 +114,7 @@ def test_substituted_value_is_inserted_literally() -> None:
 
 def test_skills_and_lifecycle_are_not_substituted() -> None:
     spec = render(MOLD, "a", {"env": "dev"})
-    assert spec.skills == ["ops {{env}}"]
+    assert spec.skills == ("ops {{env}}",)
     assert spec.lifecycle == {"on_create": "setup({{env}})"}
 
 
@@ -154,8 +154,10 @@ def test_empty_trust_level_is_rejected() -> None:
 
 def test_lifecycle_is_a_copy() -> None:
     spec = render(MOLD, "a")
-    spec.lifecycle["on_destroy"] = "x"
-    spec.capabilities.append("y")
+    with pytest.raises(TypeError):
+        spec.lifecycle["on_destroy"] = "x"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        spec.capabilities.append("y")  # type: ignore[attr-defined]
     assert "on_destroy" not in MOLD.lifecycle
     assert "y" not in MOLD.capabilities
 

@@ -27,7 +27,7 @@ from dalfleet import (
     MoldError,
     MoldNotFoundError,
 )
-from dalfleet.errors import HandlerError
+from dalfleet.errors import HandlerError, MoldSourceError
 from tests.conftest import WORKER_MOLD, snapshot
 
 Call = Callable[[Path], object]
@@ -224,13 +224,13 @@ ROWS = [
     ),
     row(
         lambda b: fleet.create_from_mold("n", "", 1, b),
-        InvalidArgumentError,
+        MoldSourceError,
         "mold source",
         "mold-empty",
     ),
     row(
         lambda b: fleet.create_from_mold("n", "   ", 1, b),
-        InvalidArgumentError,
+        MoldSourceError,
         "mold source",
         "mold-blank",
     ),
@@ -280,9 +280,7 @@ ROWS = [
     row(lambda b: fleet.export("nope", b), FleetNotFoundError, "'nope'", "unknown-export"),
     row(lambda b: fleet.run("nope", b), FleetNotFoundError, "'nope'", "unknown-run"),
     row(lambda b: fleet.history("nope", b), FleetNotFoundError, "'nope'", "unknown-history"),
-    row(
-        lambda b: fleet.rollback("nope", None, b), FleetNotFoundError, "'nope'", "unknown-rollback"
-    ),
+    row(lambda b: fleet.rollback("nope", b), FleetNotFoundError, "'nope'", "unknown-rollback"),
     row(
         lambda b: fleet.work("nope", "dalfleet.handlers:echo", b, once=True),
         FleetNotFoundError,
@@ -333,11 +331,16 @@ ROWS = [
         "-1",
         "run-timeout-negative",
     ),
-    row(lambda b: fleet.rollback("w", 99, b), InvalidArgumentError, "99", "rollback-no-revision"),
-    row(with_base(fleet.rollback, "w", "1"), InvalidArgumentError, "'1'", "rollback-str"),
     row(
-        lambda b: fleet.rollback("bare", None, b), InvalidArgumentError, "'bare'", "rollback-first"
+        lambda b: fleet.rollback("w", b, to_revision=99),
+        InvalidArgumentError,
+        "99",
+        "rollback-no-revision",
     ),
+    row(
+        with_base(fleet.rollback, "w", to_revision="1"), InvalidArgumentError, "'1'", "rollback-str"
+    ),
+    row(lambda b: fleet.rollback("bare", b), InvalidArgumentError, "'bare'", "rollback-first"),
 ]
 
 
@@ -433,7 +436,7 @@ FRESH_ROWS = [
     row(lambda b: fleet.scale("nope", -1, b), InvalidArgumentError, "-1", "fresh-scale-neg"),
     row(lambda b: fleet.run("nope", b), FleetNotFoundError, "'nope'", "fresh-run"),
     row(lambda b: fleet.health("nope", b), FleetNotFoundError, "'nope'", "fresh-health"),
-    row(lambda b: fleet.rollback("nope", None, b), FleetNotFoundError, "'nope'", "fresh-rollback"),
+    row(lambda b: fleet.rollback("nope", b), FleetNotFoundError, "'nope'", "fresh-rollback"),
     row(lambda b: fleet.export(None, b), FleetNotFoundError, "no fleets", "fresh-export-nothing"),
     row(lambda b: fleet.export("nope", b), FleetNotFoundError, "'nope'", "fresh-export"),
     row(lambda b: fleet.export(None, b, "yaml"), InvalidArgumentError, "'yaml'", "fresh-format"),

@@ -108,9 +108,9 @@ def initial_members() -> list[str]:
 
 def writes_done(big: Fleet, initial: list[str], seed: int) -> int:
     """The number of the child's writes that ``big`` reflects (whole writes only)."""
-    assert big.member_ids[:BIG] == initial, f"seed {seed}: original members damaged"
+    assert big.member_ids[:BIG] == tuple(initial), f"seed {seed}: original members damaged"
     extras = big.member_ids[BIG:]
-    assert extras == [f"extra_{i:06d}" for i in range(1, 2 * len(extras), 2)], f"seed {seed}"
+    assert extras == tuple(f"extra_{i:06d}" for i in range(1, 2 * len(extras), 2)), f"seed {seed}"
     task = big.last_deployed_task
     assert task is not None and task.startswith("t"), f"seed {seed}: task {task!r}"
     deployed = int(task[1:])

@@ -33,6 +33,7 @@ import pytest
 
 import dalfleet.fleet as fleet
 from dalfleet import CorruptStoreError, FleetError, StoreError
+from dalfleet.convert import to_json_document
 from dalfleet.store import JsonFileStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ MUTATING: dict[str, Op] = {
     "run_all": lambda b: fleet.run(None, b),
     "run_one": lambda b: fleet.run("w", b),
     "add_from_mold": lambda b: fleet.add_from_mold("w", "worker", 1, b),
-    "rollback": lambda b: fleet.rollback("w", None, b),
+    "rollback": lambda b: fleet.rollback("w", b),
 }
 READING: dict[str, Op] = {
     "list": lambda b: fleet.list(b),
@@ -446,7 +447,7 @@ def test_unknown_nested_and_unicode_keys_survive_every_change(base: Path) -> Non
         lambda: fleet.add_from_mold("w", "worker", 1, base),
         lambda: fleet.scale("w", 5, base),
         lambda: fleet.scale("w", 1, base),
-        lambda: fleet.rollback("w", None, base),
+        lambda: fleet.rollback("w", base),
         lambda: fleet.run("w", base),
         lambda: fleet.create("new", base),
         lambda: fleet.delete("new", base),
@@ -464,7 +465,7 @@ def test_unknown_nested_and_unicode_keys_survive_every_change(base: Path) -> Non
     assert final["флот 🚀"]["last_deployed_task"] == "for the other one"
     # Written as UTF-8 text, not \\u escapes, and it still loads.
     assert "ключ" in fleet_path(base).read_text(encoding="utf-8")
-    assert JsonFileStore(base).load()["w"].extra == EXTRAS
+    assert to_json_document(JsonFileStore(base).load()["w"].extra) == EXTRAS
 
 
 def test_a_fleet_nobody_touches_is_written_back_unchanged(base: Path) -> None:

@@ -25,7 +25,7 @@ def client(request: pytest.FixtureRequest, base: Path) -> Any:
 def deployed(client: Client, n: int, task: str = "do it") -> list[str]:
     members = client.create_from_mold("w", "worker", n).member_ids
     client.deploy("w", task)
-    return members
+    return list(members)
 
 
 def test_every_member_runs_exactly_once(client: Client) -> None:
@@ -41,7 +41,7 @@ def test_every_member_runs_exactly_once(client: Client) -> None:
     [report] = client.run("w", handler=handler)
     assert seen == Counter({m: 1 for m in members})
     assert report.executed
-    assert report.members_dispatched == 25 and report.errors == []
+    assert report.members_dispatched == 25 and report.errors == ()
     assert [o.agent_id for o in report.outcomes] == members
     assert {o.result for o in report.outcomes} == {f"w_{i}:do it" for i in range(25)}
     assert all(o.status == "ok" and o.duration >= 0 for o in report.outcomes)
@@ -70,7 +70,7 @@ def test_a_raising_member_is_reported_and_the_others_succeed(client: Client) -> 
 
     [report] = client.run("w", handler=handler)
     assert report.members_dispatched == 5
-    assert report.errors == [f"{bad}: RuntimeError: disk full"]
+    assert report.errors == (f"{bad}: RuntimeError: disk full",)
     failed = [o for o in report.outcomes if not o.ok]
     assert [(o.agent_id, o.status) for o in failed] == [(bad, "error")]
 
@@ -100,7 +100,7 @@ def test_forty_handlers_run_at_once_by_default(client: Client) -> None:
         return barrier.wait()
 
     [report] = client.run("w", handler=handler)
-    assert report.errors == []
+    assert report.errors == ()
     assert sorted(o.result for o in report.outcomes) == list(range(40))
 
 
@@ -118,7 +118,7 @@ def test_concurrency_is_bounded(client: Client) -> None:
             active[0] -= 1
 
     [report] = client.run("w", handler=handler, concurrency=4)
-    assert report.errors == []
+    assert report.errors == ()
     assert active[1] == 4
 
 
@@ -178,7 +178,7 @@ def test_terminated_members_are_errors_not_executed(client: Client) -> None:
     ran: list[str] = []
     [report] = client.run("w", handler=lambda agent, task: ran.append(agent.agent_id))
     assert ran == [members[1]]
-    assert report.errors == [f"{members[0]}: agent '{members[0]}' is terminated"]
+    assert report.errors == (f"{members[0]}: agent '{members[0]}' is terminated",)
 
 
 def test_run_with_a_handler_from_inside_an_event_loop(base: Path) -> None:

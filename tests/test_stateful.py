@@ -99,7 +99,7 @@ class FleetMachine(RuleBasedStateMachine):
             return
         old = self.members[name]
         f = self.client.add_from_mold(name, "worker", count)
-        assert f.member_ids[: len(old)] == old
+        assert f.member_ids[: len(old)] == tuple(old)
         assert len(f.member_ids) == len(old) + count
         self.members[name] = list(f.member_ids)
         self.model[name]["mold"] = True
@@ -117,7 +117,7 @@ class FleetMachine(RuleBasedStateMachine):
             f = self.client.scale(name, size)
             assert len(f.member_ids) == size
             keep = min(size, len(old))
-            assert f.member_ids[:keep] == old[:keep]
+            assert f.member_ids[:keep] == tuple(old[:keep])
             self.members[name] = list(f.member_ids)
 
     @precondition(lambda self: bool(self.model))
@@ -130,7 +130,7 @@ class FleetMachine(RuleBasedStateMachine):
         f = self.client.add_member(name, member)
         if member not in self.members[name]:
             self.members[name].append(member)
-        assert f.member_ids == self.members[name]
+        assert f.member_ids == tuple(self.members[name])
 
     @rule(name=NAMES, task=st.sampled_from(["go", "  two words ", "", "   "]))
     def deploy(self, name: str, task: str) -> None:
@@ -156,7 +156,7 @@ class FleetMachine(RuleBasedStateMachine):
         for name, expected in self.members.items():
             f = self.client.show(name)
             assert f is not None
-            assert f.member_ids == expected
+            assert f.member_ids == tuple(expected)
             assert len(set(f.member_ids)) == len(f.member_ids)
             assert f.last_deployed_task == self.model[name]["task"]
             assert (f.mold_source is not None) == self.model[name]["mold"]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import dalfleet.fleet as fleet
 from dalfleet import CorruptStoreError, StoreError
 from dalfleet.convert import HISTORY_KEY
+from dalfleet.defaults import MAX_TASK_BYTES
 from dalfleet.models import Fleet
 from dalfleet.store import JsonFileStore, MemoryStore, _jsonio
 from dalfleet.store.jsonfile import (
@@ -23,7 +24,6 @@ from dalfleet.store.jsonfile import (
     FleetFileWarning,
     history_file_path,
 )
-from dalfleet.validate import MAX_TASK_BYTES
 from tests.conftest import snapshot
 
 REFERENCE_FILE = {
@@ -79,7 +79,7 @@ def test_a_reference_file_loads(base: Path) -> None:
     assert fleet.list(base) == ["My Fleet!", "workers"]
     f = fleet.show("workers", base)
     assert f is not None
-    assert f.member_ids == ["agent_a1", "agent_a2"]
+    assert f.member_ids == ("agent_a1", "agent_a2")
     assert f.last_deployed_at == "1764313200"
     assert f.last_create_params == {"env": "prod"}
 

@@ -48,7 +48,7 @@ NO_MOLDS = "No local molds found (looked in ., mold/, mold/samples for *.mold.da
 def _base(args: argparse.Namespace) -> Path:
     """The project directory: ``--base DIR`` (which must exist) or the current directory."""
     from dalfleet.errors import FleetError
-    from dalfleet.validate import show_value
+    from dalfleet.errors import quote as show_value
 
     if args.base is None:
         return Path.cwd()
@@ -610,7 +610,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         FleetError: what the library raised (printed by ``main`` as one line).
     """
     with _client(args) as client:
-        fleet = client.rollback(args.name, args.to)
+        fleet = client.rollback(args.name, to_revision=args.to)
         revisions = [] if args.json else client.history(args.name)
     if args.json:
         output.print_json(_fleet_json(fleet))
@@ -787,8 +787,9 @@ def cmd_mold_create(args: argparse.Namespace) -> int:
         FleetError: what the library raised (printed by ``main`` as one line).
     """
     from dalfleet.errors import InvalidArgumentError
+    from dalfleet.errors import quote as show_value
     from dalfleet.mold import scaffold_mold
-    from dalfleet.validate import NAME_PATTERN, show_value
+    from dalfleet.rules import NAME_PATTERN
 
     # The command line's rule is the fleet-name rule: a name that cannot leave the
     # project or start with '-' (the library only refuses what cannot name a file).

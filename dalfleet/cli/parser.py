@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from dalfleet.cli import commands
 from dalfleet.cli.output import PROG
-from dalfleet.validate import show_value
+from dalfleet.errors import quote as show_value
 
 __all__ = ["EXIT_USAGE", "build_parser", "examples"]
 

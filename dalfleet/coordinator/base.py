@@ -67,6 +67,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
 
+from dalfleet.defaults import DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS  # re-exported for backends
 from dalfleet.errors import CoordinatorError, InvalidArgumentError
 from dalfleet.models import Agent, AgentSpec, AgentState, Task
 
@@ -86,12 +87,6 @@ __all__ = [
     "new_task_id",
     "worker_identity",
 ]
-
-DEFAULT_LEASE: Final = 30.0
-"""Seconds a claim holds a task unless renewed (SPEC §5)."""
-
-DEFAULT_MAX_ATTEMPTS: Final = 3
-"""Claims a task gets before an expired lease fails it (SPEC §5)."""
 
 
 class TaskState(str, enum.Enum):
@@ -509,8 +504,10 @@ def encode_result(result: Any) -> str | None:
     """
     if result is None:
         return None
+    from dalfleet.convert import json_default  # frozen values and models as plain data
+
     try:
-        return json.dumps(result, allow_nan=False)
+        return json.dumps(result, allow_nan=False, default=json_default)
     except (TypeError, ValueError, RecursionError):  # not JSON, NaN, circular, too deep
         pass
     try:

@@ -53,6 +53,7 @@ from dalfleet.coordinator.base import (
     storable_text,
     unique_ids,
 )
+from dalfleet.defaults import DEFAULT_TRUST_LEVEL
 from dalfleet.errors import CoordinatorError
 from dalfleet.models import Agent, AgentSpec, AgentState, Task
 
@@ -179,7 +180,7 @@ class LocalCoordinator:
     def __init__(
         self,
         base: str | os.PathLike[str],
-        trust_level: str = "sandboxed",
+        trust_level: str = DEFAULT_TRUST_LEVEL,
         *,
         busy_timeout: float = 30.0,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,

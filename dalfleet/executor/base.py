@@ -30,9 +30,10 @@ import logging
 import threading
 import traceback as tb
 from collections.abc import Callable, Sequence
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from dalfleet.coordinator.base import ClaimedTask, storable_text
+from dalfleet.defaults import DEFAULT_CONCURRENCY  # re-exported for executors
 from dalfleet.errors import HandlerError, InvalidArgumentError
 from dalfleet.models import Agent, MemberOutcome, Task
 
@@ -58,9 +59,6 @@ OutcomeCallback = Callable[[MemberOutcome], None]
 Execution = tuple[list[MemberOutcome], list[str]]
 """What an executor returns: outcomes of finished tasks (input order), and the IDs
 of tasks that did not finish because the batch was stopped."""
-
-DEFAULT_CONCURRENCY: Final = 64
-"""Handlers running at once unless told otherwise."""
 
 log = logging.getLogger("dalfleet")
 """The library's logger: handler failures are logged here (WARNING, with traceback)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from dalfleet.errors import MoldError
+from dalfleet.errors import MoldError, quote
 
 __all__ = [
     "AGENT_TYPES",
@@ -127,12 +127,12 @@ def memory_limit_bytes(value: str) -> int:
     match = _MEMORY_RE.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise MoldError(
-            f"invalid memory_limit {_excerpt(str(value))!r}: expected a whole number with an "
+            f"invalid memory_limit {quote(str(value), limit=60)}: expected a whole number with an "
             "optional unit KB, MB or GB (e.g. '256MB')"
         )
     number = int(match.group(1))
     if number == 0:
-        raise MoldError(f"invalid memory_limit {_excerpt(value)!r}: must be greater than zero")
+        raise MoldError(f"invalid memory_limit {quote(value, limit=60)}: must be greater than zero")
     unit = (match.group(2) or "").upper()[:1]
     return number * _MEMORY_UNITS[unit]
 

@@ -8,73 +8,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
-from dalfleet.errors import InvalidArgumentError
+from dalfleet.defaults import DEFAULT_TRUST_LEVEL
+from dalfleet.errors import InvalidArgumentError, quote
 from dalfleet.models import AgentSpec
 from dalfleet.mold.model import Mold, agent_type_of
-from dalfleet.validate import validate_text
+from dalfleet.rules import RESERVED_PARAMS, parse_params
 
 __all__ = ["DEFAULT_SKILLS", "RESERVED_PARAMS", "parse_params", "render", "substitute"]
-
-#: Metadata keys that rendering sets itself; a param may not replace them.
-RESERVED_PARAMS: frozenset[str] = frozenset({"mold_name", "mold_version"})
 
 #: The skills an agent gets when its mold lists none (the reference's default learning path).
 DEFAULT_SKILLS: tuple[str, ...] = ("development", "creative", "office", "home")
 
 # Keys never contain whitespace or braces, so a placeholder is unambiguous.
 _PLACEHOLDER = re.compile(r"\{\{[ \t]*([^{}\s]+)[ \t]*\}\}")
-_BAD_KEY_CHARS = re.compile(r"[\s{}=]")
-
-
-def parse_params(
-    params: Mapping[str, object] | Iterable[str] | None,
-) -> dict[str, str] | None:
-    """Normalize create-time params to a ``{key: value}`` dict of strings.
-
-    ``None`` gives ``None``. A mapping gives ``{str(k): str(v)}``. An iterable of
-    ``"KEY=VALUE"`` strings is split on the first ``=``; the key is trimmed, the
-    value kept as written (it may be empty); a later duplicate key wins. Keys must
-    be non-empty and contain no whitespace, ``{``, ``}`` or ``=``.
-
-    Raises:
-        InvalidArgumentError: a bare string instead of a list of pairs, an item
-            that is not a string, an item without ``=``, or an invalid key.
-    """
-    if params is None:
-        return None
-    if isinstance(params, (str, bytes)):
-        raise InvalidArgumentError(
-            f"invalid params {_show(params)}: expected KEY=VALUE pairs (a list), not one string"
-        )
-    result: dict[str, str] = {}
-    if isinstance(params, Mapping):
-        for key, value in params.items():
-            result[_check_key(str(key), f"{key}={value}")] = validate_text(
-                str(value), f"param {key!r} value"
-            )
-        return result
-    try:
-        items = list(params)
-    except TypeError:
-        raise InvalidArgumentError(
-            f"invalid params of type {type(params).__name__}: expected KEY=VALUE pairs"
-        ) from None
-    for item in items:
-        if not isinstance(item, str):
-            raise InvalidArgumentError(
-                f"invalid param {_show(item)}: expected a KEY=VALUE string, "
-                f"not {type(item).__name__}"
-            )
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InvalidArgumentError(f"invalid param {_show(item)}: expected KEY=VALUE")
-        result[_check_key(key.strip(), item)] = value
-    for key, value in result.items():
-        validate_text(key, "param")
-        validate_text(value, f"param {key!r} value")
-    return result
 
 
 def substitute(text: str, params: Mapping[str, str]) -> str:
@@ -96,7 +44,7 @@ def render(
     mold: Mold,
     name: str,
     params: Mapping[str, str] | None = None,
-    trust_level: str = "sandboxed",
+    trust_level: str = DEFAULT_TRUST_LEVEL,
 ) -> AgentSpec:
     """Build the spec of one agent named ``name`` from ``mold`` and create-time ``params``.
 
@@ -120,11 +68,11 @@ def render(
     reserved = sorted(RESERVED_PARAMS.intersection(values))
     if reserved:
         raise InvalidArgumentError(
-            f"invalid param {reserved[0]!r}: the key is reserved (set from the mold)"
+            f"invalid param {quote(reserved[0])}: the key is reserved (set from the mold)"
         )
     if not isinstance(trust_level, str) or not trust_level.strip():
         raise InvalidArgumentError(
-            f"invalid trust level {trust_level!r}: must be a non-empty string"
+            f"invalid trust level {quote(trust_level)}: must be a non-empty string"
         )
     metadata = {key: _metadata_text(value) for key, value in mold.metadata.items()}
     metadata.update({"mold_name": mold.name, "mold_version": mold.version, **values})
@@ -149,19 +97,3 @@ def render(
 def _metadata_text(value: object) -> str:
     """A mold metadata value as agent metadata text: strings as they are, the rest as JSON."""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _check_key(key: str, item: str) -> str:
-    if not key:
-        raise InvalidArgumentError(f"invalid param {_show(item)}: the key is empty")
-    if _BAD_KEY_CHARS.search(key):
-        raise InvalidArgumentError(
-            f"invalid param {_show(item)}: the key must not contain whitespace, '{{', '}}' or '='"
-        )
-    return key
-
-
-def _show(value: object) -> str:
-    """Quote a (shortened) value for an error message."""
-    text = str(value) if isinstance(value, str) else repr(value)
-    return repr(text if len(text) <= 60 else text[:57] + "...")

@@ -17,10 +17,10 @@ import stat
 
 import attrs
 
-from dalfleet.errors import MoldError, MoldNotFoundError
+from dalfleet.errors import MoldError, MoldNotFoundError, MoldSourceError, quote
 from dalfleet.mold.model import MAX_MOLD_SIZE, RUST_WHITESPACE, Mold, agent_type_of
 from dalfleet.mold.parse import parse_mold
-from dalfleet.validate import show_value
+from dalfleet.rules import check_mold_source
 
 __all__ = [
     "MOLD_SUFFIXES",
@@ -198,7 +198,7 @@ def load_mold(
     mold = _parse_file(path, strict=strict)
     for warning in mold.warnings:
         # The path is quoted: a file name could hold a terminal escape sequence.
-        logger.warning("mold %s: %s", show_value(str(path), 200), warning)
+        logger.warning("mold %s: %s", quote(str(path), 200), warning)
     return attrs.evolve(mold, path=str(path))
 
 
@@ -267,14 +267,10 @@ def sample_mold_path() -> pathlib.Path:
 
 
 def _source_text(source: object) -> str:
-    if isinstance(source, os.PathLike):
-        source = os.fspath(source)
-    if not isinstance(source, str):
-        raise MoldError(f"mold source must be a path or a name, not {type(source).__name__}")
     # The reference trims the source (Unicode whitespace) before resolving it.
-    text = source.strip(RUST_WHITESPACE)
+    text = check_mold_source(source).strip(RUST_WHITESPACE)
     if not text:
-        raise MoldError("mold source is empty: give a mold file path or a mold name")
+        raise MoldSourceError("mold source is empty: give a mold file path or a mold name")
     if text.startswith("ipfs://"):
         raise MoldError(
             f"mold source {text!r}: IPFS sources are not supported by dalfleet; "

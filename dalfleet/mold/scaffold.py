@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from dalfleet.errors import InvalidArgumentError, MoldError
-from dalfleet.validate import show_value
+from dalfleet.errors import quote as show_value
 
 __all__ = ["scaffold_mold", "scaffold_text"]
 

@@ -39,6 +39,7 @@ import errno
 import os
 import stat
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -49,9 +50,9 @@ from typing import Any
 
 from dalfleet.convert import HISTORY_KEY, FleetFormatError, structure_fleet, unstructure_fleet
 from dalfleet.errors import CorruptStoreError, StoreError
+from dalfleet.errors import quote as show_value
 from dalfleet.models import Fleet
 from dalfleet.store import _jsonio
-from dalfleet.validate import show_value
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -91,6 +92,8 @@ _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+# lock path -> thread holding a transaction on it in this process.
+_HELD: dict[str, int] = {}
 
 
 class FleetFileWarning(UserWarning):
@@ -575,17 +578,29 @@ class JsonFileStore:
                 change would make a file larger than ``max_bytes`` (nothing is written).
             CorruptStoreError: a file does not parse (it is left as it is).
         """
+        held = str(self.lock_path)
+        if _HELD.get(held) == threading.get_ident():
+            # flock is per open file: a nested lock would wait for ourselves until timeout.
+            raise StoreError(f"a transaction on {self.path} is already open in this thread")
         if self.path.is_dir():
             raise StoreError(f"cannot read fleet file {self.path}: it is a directory")
         self._ensure_dir()
         with self._locked():
-            self._remove_stale_temps()
-            loaded = self._load_parsed()
-            current = {} if loaded is None else dict(loaded[2])
-            working = dict(current)
-            yield working
-            if working != current:
-                self._write(working, loaded)
+            _HELD[held] = threading.get_ident()
+            try:
+                self._remove_stale_temps()
+                loaded = self._load_parsed()
+                current = {} if loaded is None else dict(loaded[2])
+                working = dict(current)
+                yield working
+                if working != current:
+                    self._write(working, loaded)
+            finally:
+                del _HELD[held]
+
+    def close(self) -> None:
+        """Nothing stays open between calls (each read or transaction opens and
+        closes the file). Never raises."""
 
 
 def replace_file(path: Path, payload: list[bytes], what: str) -> None:
