@@ -9,11 +9,14 @@ written under ``.dal/``. psycopg is imported only when a PostgreSQL URL is opene
 from __future__ import annotations
 
 import os
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from dalfleet.coordinator.base import Coordinator
+from dalfleet.defaults import DEFAULT_TRUST_LEVEL
 from dalfleet.errors import InvalidArgumentError, StoreError
-from dalfleet.store.base import Store
+
+if TYPE_CHECKING:  # the CLI reads the URL without loading the coordinator package
+    from dalfleet.coordinator.base import Coordinator
+    from dalfleet.store.base import Store
 
 __all__ = ["POSTGRES_SCHEMES", "URL_ENV", "open_url", "redact_url", "url_from_env"]
 
@@ -28,7 +31,7 @@ def _scheme(url: str) -> str:
     return scheme.lower() if sep else ""
 
 
-def open_url(url: str, *, trust_level: str = "sandboxed") -> tuple[Store, Coordinator]:
+def open_url(url: str, *, trust_level: str = DEFAULT_TRUST_LEVEL) -> tuple[Store, Coordinator]:
     """The store and the coordinator for ``url``; both views of one backend.
 
     ``postgresql://user:password@host:port/database`` (or ``postgres://``) opens a

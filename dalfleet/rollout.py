@@ -297,7 +297,7 @@ def apply(
     changes = plan(specs, client.fleets(), prune=prune)
     for change in changes:
         if change.mold is not None:
-            client.load_mold(change.mold)
+            client.load_mold(change.mold, confine=True)
     if dry_run:
         return changes
     for change in changes:
@@ -351,8 +351,8 @@ def shift(
 
     Raises:
         FleetNotFoundError: either fleet does not exist.
-        InvalidArgumentError: the fleets are the same, ``count`` is not between 1
-            and the source's size, the target has no mold, the target would exceed
+        InvalidArgumentError: the fleets are the same, the source has no members,
+            ``count`` is not between 1 and the source's size, the target has no mold, the target would exceed
             the cap, or the task is not valid.
         MoldError / CoordinatorError / StoreError: as for scale.
     """
@@ -363,6 +363,11 @@ def shift(
     text = check_task(task) if task is not None else None
     src, dst = client.get(source), client.get(target)
     have = len(src.member_ids)
+    if not have:
+        raise InvalidArgumentError(
+            f"fleet {quote(source)} has no members to shift "
+            "(scale it up first, or shift from a fleet that has members)"
+        )
     n = have if count is None else check_size(count, client.max_count)
     if not 1 <= n <= have:
         raise InvalidArgumentError(

@@ -84,7 +84,7 @@ def test_handlers_run_in_ray_workers_and_failures_are_recorded_once(client: Clie
 
     [report] = client.run("w", handler=handler)
     assert [o.agent_id for o in report.outcomes] == list(members)
-    assert report.errors == [f"{bad}: SystemExit: this member fails"]
+    assert report.errors == (f"{bad}: SystemExit: this member fails",)
     assert os.getpid() not in {o.result for o in report.outcomes if o.ok}
     counts = client.coordinator.task_counts(list(members))
     assert (counts.completed, counts.failed, counts.running) == (7, 1, 0)

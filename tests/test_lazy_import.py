@@ -26,12 +26,15 @@ def test_import_dalfleet_loads_nothing_heavy() -> None:
 
 
 def test_every_public_name_resolves_from_its_module() -> None:
-    from dalfleet import client, errors, models
+    import importlib
 
+    homes = ("client", "errors", "models", "rollout", "run")
     for name in dalfleet.__all__:
         if name == "__version__":
             continue
-        home = client if name == "Client" else errors if hasattr(errors, name) else models
+        defined = [m for m in homes if name in vars(importlib.import_module(f"dalfleet.{m}"))]
+        assert defined, f"{name} is defined in none of {homes}"
+        home = importlib.import_module(f"dalfleet.{defined[0]}")
         assert getattr(dalfleet, name) is getattr(home, name), name
     assert set(dalfleet.__all__) <= set(dir(dalfleet))
 

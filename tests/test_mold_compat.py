@@ -29,7 +29,7 @@ def test_a_lenient_mold_makes_agents_with_the_reference_fields(tmp_path: Path) -
         (agent,) = client.coordinator.agents(list(fleet.member_ids)).values()
     spec = agent.spec
     assert (spec.agent_type, spec.role, spec.learning) == ("Worker", "Work on prod", False)
-    assert spec.skills == ["development", "creative", "office", "home"]
+    assert spec.skills == ("development", "creative", "office", "home")
     assert spec.lifecycle == {"on_create": "hello"}
     assert spec.metadata == {"mold_name": "w", "mold_version": "2", "env": "prod"}
 

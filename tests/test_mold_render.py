@@ -49,7 +49,7 @@ def test_render_builds_the_spec_from_the_mold() -> None:
 
 def test_mold_without_skills_gets_the_default_learning_path() -> None:
     spec = render(Mold(name="m"), "a")
-    assert spec.skills == list(DEFAULT_SKILLS) == ["development", "creative", "office", "home"]
+    assert spec.skills == DEFAULT_SKILLS == ("development", "creative", "office", "home")
 
 
 def test_mold_metadata_is_merged_under_name_version_and_params() -> None:

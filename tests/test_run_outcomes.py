@@ -81,7 +81,7 @@ def test_any_exception_is_one_failed_outcome_recorded_once(
     assert (by_id[bad].ok, by_id[bad].status, by_id[bad].error) == (False, "error", expected)
     assert "handler" in (by_id[bad].traceback or "")
     assert all(by_id[m].ok for m in members if m != bad)
-    assert report.errors == [f"{bad}: {expected}"]
+    assert report.errors == (f"{bad}: {expected}",)
     assert counts(client, members) == TaskCounts(completed=3, failed=1)
     (record,) = client.coordinator.tasks(bad)
     assert record.state == "failed" and record.error == expected
@@ -214,7 +214,7 @@ def test_sync_handlers_share_one_bounded_pool_of_daemon_threads(client: Client) 
 
     for _ in range(3):
         [report] = client.run("w", handler=handler, concurrency=3)
-        assert report.errors == []
+        assert report.errors == ()
     assert len(threads) <= 3
     assert daemons == {True}
 
@@ -316,7 +316,7 @@ def test_a_member_from_elsewhere_removed_and_added_back_takes_tasks_again(base: 
     fleet.scale("w", 0, base)
     fleet.add_member("w", "agent_ext", base)
     [report] = fleet.run("w", base, handler="dalfleet.handlers:echo")
-    assert report.errors == [] and report.members_dispatched == 1
+    assert report.errors == () and report.members_dispatched == 1
     assert report.outcomes[0].result["agent_id"] == "agent_ext"
 
 

@@ -382,7 +382,7 @@ def test_history_survives_a_write_by_the_reference(base: Path) -> None:
     assert [r.task for r in fleet.history("w", base)] == ["one", "two"]
     fleet.deploy("w", "three", base)
     assert [r.revision for r in fleet.history("w", base)] == [1, 2, 3]
-    fleet.rollback("w", None, base)
+    fleet.rollback("w", base)
     assert fleet.show("w", base).last_deployed_task == "two"
 
 
@@ -417,7 +417,7 @@ def test_history_of_a_deleted_fleet_is_dropped(base: Path) -> None:
     fleet.deploy("w", "old task", base)
     fleet.delete("w", base)
     fleet.create("w", base)
-    assert fleet.history("w", base) == []
+    assert fleet.history("w", base) == ()
     assert "w" not in json.loads(history_file_path(base).read_text(encoding="utf-8"))
 
 
@@ -468,7 +468,7 @@ def test_a_duplicate_id_or_a_name_differing_from_its_key_loads_with_a_warning(
     with pytest.warns(FleetFileWarning) as caught:
         fleets = JsonFileStore(base).load()
     assert len(caught) == 2
-    assert fleets["dups"].member_ids == ["a", "b"]
+    assert fleets["dups"].member_ids == ("a", "b")
     assert fleets["key"].name == "key"
 
 
@@ -480,7 +480,7 @@ def test_odd_entries_are_written_back_as_they_were_and_every_command_works(
     fleet.create("w", base)
     fleet.deploy("w", "go", base)
     assert {k: v for k, v in read(base).items() if k != "w"} == ODD
-    assert fleet.show("dups", base).member_ids == ["a", "b"]
+    assert fleet.show("dups", base).member_ids == ("a", "b")
     fleet.deploy("key", "task", base)
     fleet.scale("dups", 1, base)
     assert read(base)["dups"]["member_ids"] == ["a"]

@@ -90,7 +90,7 @@ def test_terminate_inside_the_transaction_is_undone_with_it(backend: PostgresBac
         fleets["w"] = Fleet("w", member_ids=ids[:1])
         coordinator.terminate(ids[1:])
         raise RuntimeError("interrupted")
-    assert backend.store.load()["w"].member_ids == ids
+    assert backend.store.load()["w"].member_ids == tuple(ids)
     assert {s.state.value for s in coordinator.status(ids).values()} == {"alive"}
 
 
