@@ -352,8 +352,8 @@ def shift(
     Raises:
         FleetNotFoundError: either fleet does not exist.
         InvalidArgumentError: the fleets are the same, the source has no members,
-            ``count`` is not between 1 and the source's size, the target has no mold, the target would exceed
-            the cap, or the task is not valid.
+            ``count`` is not between 1 and the source's size, the target has no
+            mold, the target would exceed the cap, or the task is not valid.
         MoldError / CoordinatorError / StoreError: as for scale.
     """
     check_existing_name(source)
