@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any
 
 from dalfleet.cli import output
 from dalfleet.cli.output import PROG, UNSET, line, or_unset, plural
 
+# typing.TYPE_CHECKING without importing typing (start-up time); signal and
+# threading are imported by the commands that use them.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
+    from types import FrameType
+    from typing import Any
+
     from dalfleet.client import Client
     from dalfleet.models import Fleet, MemberOutcome, RunReport
     from dalfleet.store import Store
@@ -488,6 +491,9 @@ def _outcome_line(outcome: MemberOutcome) -> str:
 @contextlib.contextmanager
 def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """Set ``stop`` on SIGINT / SIGTERM; a second SIGINT interrupts at once."""
+    import signal
+    import threading
+
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -511,6 +517,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     Raises:
         FleetError: what the library raised (printed by ``main`` as one line).
     """
+    import threading
+
     options: dict[str, Any] = {}
     if args.concurrency is not None:
         options["concurrency"] = args.concurrency
