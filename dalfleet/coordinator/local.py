@@ -223,12 +223,16 @@ class LocalCoordinator:
         stamp = now()
         agents: list[tuple[str, str, str, str, float]] = []
         events: list[tuple[str, str, str, float]] = []
+        alive = AgentState.ALIVE.value
         for spec in specs:
-            text = encode_spec(attrs.evolve(spec, trust_level=self.trust_level))
-            stored = decode_spec(text)
+            if spec.trust_level != self.trust_level:
+                spec = attrs.evolve(spec, trust_level=self.trust_level)
+            # Stored as encoded; the name and hooks are the spec's own (decoding the
+            # text again was a third AgentSpec per agent and half of a spawn).
+            text = encode_spec(spec)
             agent_id = new_agent_id()
-            agents.append((agent_id, stored.name, text, AgentState.ALIVE.value, stamp))
-            hook = stored.lifecycle.get(ON_CREATE)
+            agents.append((agent_id, spec.name, text, alive, stamp))
+            hook = spec.lifecycle.get(ON_CREATE)
             if hook is not None:
                 events.append((agent_id, ON_CREATE, hook, stamp))
         with self._transaction(write=True, create=True) as conn:
