@@ -59,9 +59,7 @@ from __future__ import annotations
 import enum
 import json
 import os
-import socket
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -449,7 +447,7 @@ class Coordinator(Protocol):
 
 def new_agent_id() -> str:
     """A fresh, globally unique agent ID in the reference's ``agent_…`` shape. Never raises."""
-    return f"agent_{uuid.uuid4().hex[:20]}"
+    return f"agent_{os.urandom(10).hex()}"
 
 
 def new_task_id() -> str:
@@ -466,7 +464,9 @@ def new_task_ids(count: int) -> list[str]:
 
 def worker_identity() -> str:
     """A label for a worker of this process, for claims: ``host:pid:nonce``. Never raises."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    import socket  # only workers need it; not imported with every command
+
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
 
 
 def now() -> float:
