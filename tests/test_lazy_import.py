@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,18 @@ def test_version_is_answered_before_any_command_module_is_imported() -> None:
 def test_the_parser_imports_no_library_module() -> None:
     loaded = _modules_after("from dalfleet.cli import build_parser; build_parser()")
     assert not loaded & {*HEAVY, "dalfleet.models", "dalfleet.store", "tempfile", "orjson"}
+
+
+def test_list_reads_the_fleet_file_without_models_or_converter(tmp_path: Path) -> None:
+    import dalfleet.fleet as fleet
+
+    fleet.create_from_mold("w", "worker", 2, base=tmp_path)
+    fleet.deploy("w", "go", base=tmp_path)
+    loaded = _modules_after(
+        "from dalfleet.cli import main\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    assert main(['--base', {str(tmp_path)!r}, 'list']) == 0\n"
+        "assert 'w  (2 agents)' in out.getvalue(), out.getvalue()"
+    )
+    assert not loaded & {*HEAVY, "dalfleet.models", "dalfleet.convert", "orjson"}

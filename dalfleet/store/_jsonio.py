@@ -17,7 +17,11 @@ import importlib
 import json
 from collections.abc import Mapping
 from json.encoder import encode_basestring
-from typing import Any
+
+# typing.TYPE_CHECKING without importing typing (start-up time of every command)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @functools.cache
