@@ -540,6 +540,11 @@ def decode_result(text: str | None) -> Any:
         raise CoordinatorError(f"stored task result is not JSON: {exc}") from exc
 
 
+# json.dumps(..., sort_keys=True) builds a new encoder per call; a spawn encodes
+# one spec per agent.
+_SPEC_ENCODER: Final = json.JSONEncoder(sort_keys=True)
+
+
 def encode_spec(spec: AgentSpec) -> str:
     """The stored (JSON) form of ``spec``.
 
@@ -549,7 +554,7 @@ def encode_spec(spec: AgentSpec) -> str:
     from dalfleet.convert import converter
 
     try:
-        return json.dumps(converter.unstructure(spec), sort_keys=True)
+        return _SPEC_ENCODER.encode(converter.unstructure(spec))
     except (TypeError, ValueError) as exc:
         raise CoordinatorError(f"agent spec {spec.name!r} cannot be stored: {exc}") from exc
 
