@@ -268,3 +268,25 @@ def test_ctrl_c_in_a_sync_handler_stops_the_run_and_starts_nothing_more(client: 
     # Nothing ran, so nothing was recorded: every task is still there to run.
     counts = client.coordinator.task_counts(client.get("w").member_ids)
     assert counts.completed == 0 and counts.failed == 0
+
+
+def test_a_raising_outcome_callback_does_not_stop_a_batch_of_sync_handlers() -> None:
+    from dalfleet.coordinator import ClaimedTask
+    from dalfleet.executor import LocalExecutor
+    from dalfleet.models import AgentSpec
+
+    claimed = [
+        ClaimedTask(Agent(f"a{i}", AgentSpec(f"n{i}")), Task(f"t{i}", "d"), "w", 0.0, 1)
+        for i in range(6)
+    ]
+    seen: list[str] = []
+
+    def on_outcome(outcome: Any) -> None:
+        seen.append(outcome.task_id)
+        raise RuntimeError("callback failed")
+
+    outcomes, unfinished = LocalExecutor().execute(
+        claimed, lambda agent, task: task.task_id, concurrency=2, on_outcome=on_outcome
+    )
+    assert [o.result for o in outcomes] == [f"t{i}" for i in range(6)]
+    assert unfinished == [] and sorted(seen) == sorted(o.task_id for o in outcomes)

@@ -30,6 +30,7 @@ from dalfleet.executor.base import (
     failed_outcome,
     in_order,
     load_handler,
+    log,
     ok_outcome,
     timeout_outcome,
 )
@@ -394,11 +395,15 @@ class LocalExecutor:
             if halted[0]:
                 return
             outcomes.append(outcome)
-            if on_outcome is not None:
-                on_outcome(outcome)
-            left[0] -= 1
-            if left[0] == 0 and not finished.done():
-                finished.set_result(None)
+            try:
+                if on_outcome is not None:
+                    on_outcome(outcome)
+            except Exception:  # the caller's callback; the batch goes on (as in _batch)
+                log.exception("on_outcome raised for task %s", outcome.task_id)
+            finally:
+                left[0] -= 1
+                if left[0] == 0 and not finished.done():
+                    finished.set_result(None)
 
         def halt() -> None:
             with lock:
