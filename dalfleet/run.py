@@ -72,6 +72,12 @@ class WorkStats:
     outcomes: tuple[MemberOutcome, ...] = attrs.field(default=(), converter=_outcome_tuple)
 
 
+# How long the recorder collects outcomes into one batch after the first arrives.
+# Short next to a lease (a third of which is the renewal beat) and to a person
+# watching progress; long enough to make one transaction of a wave of outcomes.
+_BATCH_WINDOW = 0.05
+
+
 class _Recorder:
     """Records outcomes in batches on its own thread and keeps leases alive.
 
@@ -134,13 +140,18 @@ class _Recorder:
             done = first is None
             if first is not None:
                 batch.append(first)
-            while True:  # everything queued meanwhile goes in the same batch
+            # Everything that arrives within the window goes in the same batch (one
+            # transaction): recording as each outcome came made hundreds of small
+            # transactions per run, and this thread's share of the GIL and of a busy
+            # machine's CPU slowed the handlers' threads and the event loop.
+            window_ends = time.monotonic() + _BATCH_WINDOW
+            while not done:
                 try:
-                    more = self._queue.get_nowait()
+                    more = self._queue.get(timeout=max(0.0, window_ends - time.monotonic()))
                 except queue.Empty:
                     break
                 if more is None:
-                    done = True
+                    done = True  # closing: record what came, without waiting
                 else:
                     batch.append(more)
             if batch:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +43,41 @@ def test_every_public_name_resolves_from_its_module() -> None:
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
         dalfleet.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = f"import sys\n{code}\nprint(','.join(sorted(sys.modules)), file=sys.stderr)"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return set(proc.stderr.strip().splitlines()[-1].split(","))
+
+
+def test_version_is_answered_before_any_command_module_is_imported() -> None:
+    loaded = _modules_after(
+        "from dalfleet.cli import main\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    assert main(['--version']) == 0\n"
+        "assert out.getvalue() == 'dalfleet ' + __import__('dalfleet').__version__ + '\\n'"
+    )
+    assert not loaded & {*HEAVY, "argparse", "dalfleet.cli.parser", "dalfleet.models", "orjson"}
+
+
+def test_the_parser_imports_no_library_module() -> None:
+    loaded = _modules_after("from dalfleet.cli import build_parser; build_parser()")
+    assert not loaded & {*HEAVY, "dalfleet.models", "dalfleet.store", "tempfile", "orjson"}
+
+
+def test_list_reads_the_fleet_file_without_models_or_converter(tmp_path: Path) -> None:
+    import dalfleet.fleet as fleet
+
+    fleet.create_from_mold("w", "worker", 2, base=tmp_path)
+    fleet.deploy("w", "go", base=tmp_path)
+    loaded = _modules_after(
+        "from dalfleet.cli import main\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    assert main(['--base', {str(tmp_path)!r}, 'list']) == 0\n"
+        "assert 'w  (2 agents)' in out.getvalue(), out.getvalue()"
+    )
+    assert not loaded & {*HEAVY, "dalfleet.models", "dalfleet.convert", "orjson"}

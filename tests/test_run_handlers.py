@@ -200,3 +200,93 @@ def test_run_reaches_agents_created_by_another_client(base: Path) -> None:
     with Client.for_base(base) as second:
         [report] = second.run("w", handler="dalfleet.handlers:echo")
     assert report.members_dispatched == 3
+
+
+def test_sync_handlers_are_bounded_and_fill_every_slot(client: Client) -> None:
+    deployed(client, 30)
+    lock = threading.Lock()
+    active = [0, 0]
+
+    def handler(agent: Agent, task: Task) -> str:
+        with lock:
+            active[0] += 1
+            active[1] = max(active[1], active[0])
+        threading.Event().wait(0.02)
+        with lock:
+            active[0] -= 1
+        return agent.agent_id
+
+    [report] = client.run("w", handler=handler, concurrency=4)
+    assert report.errors == []
+    assert active[1] == 4
+    assert [o.result for o in report.outcomes] == [o.agent_id for o in report.outcomes]
+
+
+def test_a_sync_handler_returning_a_coroutine_is_awaited_within_the_bound(client: Client) -> None:
+    deployed(client, 12)
+    lock = threading.Lock()
+    active = [0, 0]
+
+    async def finish(agent_id: str) -> str:
+        await asyncio.sleep(0.01)
+        with lock:
+            active[0] -= 1
+        if agent_id.endswith(("0", "5")):
+            raise ValueError("late failure")
+        return agent_id
+
+    def handler(agent: Agent, task: Task) -> Any:
+        with lock:
+            active[0] += 1
+            active[1] = max(active[1], active[0])
+        return finish(agent.agent_id)
+
+    [report] = client.run("w", handler=handler, concurrency=3)
+    assert active[1] <= 3
+    for outcome in report.outcomes:
+        if outcome.agent_id.endswith(("0", "5")):
+            assert not outcome.ok and "late failure" in (outcome.error or "")
+        else:
+            assert outcome.ok and outcome.result == outcome.agent_id
+
+
+def test_ctrl_c_in_a_sync_handler_stops_the_run_and_starts_nothing_more(client: Client) -> None:
+    deployed(client, 20)
+    calls = [0]
+    lock = threading.Lock()
+
+    def handler(agent: Agent, task: Task) -> None:
+        with lock:
+            calls[0] += 1
+            first = calls[0] == 1
+        if first:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        client.run("w", handler=handler, concurrency=1)
+    assert calls[0] == 1
+    # Nothing ran, so nothing was recorded: every task is still there to run.
+    counts = client.coordinator.task_counts(client.get("w").member_ids)
+    assert counts.completed == 0 and counts.failed == 0
+
+
+def test_a_raising_outcome_callback_does_not_stop_a_batch_of_sync_handlers() -> None:
+    from dalfleet.coordinator import ClaimedTask
+    from dalfleet.executor import LocalExecutor
+    from dalfleet.models import AgentSpec
+
+    claimed = [
+        ClaimedTask(Agent(f"a{i}", AgentSpec(f"n{i}")), Task(f"t{i}", "d"), "w", 0.0, 1)
+        for i in range(6)
+    ]
+    seen: list[str] = []
+
+    def on_outcome(outcome: Any) -> None:
+        seen.append(outcome.task_id)
+        raise RuntimeError("callback failed")
+
+    outcomes, unfinished = LocalExecutor().execute(
+        claimed, lambda agent, task: task.task_id, concurrency=2, on_outcome=on_outcome
+    )
+    assert [o.result for o in outcomes] == [f"t{i}" for i in range(6)]
+    assert unfinished == [] and sorted(seen) == sorted(o.task_id for o in outcomes)

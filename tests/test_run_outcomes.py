@@ -342,7 +342,7 @@ def test_an_interrupt_inside_a_write_leaves_no_open_transaction(
 
     # Each patched helper is called after BEGIN IMMEDIATE, between two statements.
     target = {
-        "dispatch": "new_task_id",
+        "dispatch": "new_task_ids",
         "claim": "claim_action",
         "finish": "now",
         "spawn": "new_agent_id",

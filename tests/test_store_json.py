@@ -562,3 +562,92 @@ def test_history_matches_a_model_across_writes_by_both_tools(ops: list[tuple[str
         assert fleet.list(base) == sorted(model)
         for name, tasks in model.items():
             assert [r.task for r in fleet.history(name, base)] == tasks[-50:]
+
+
+# -- listing: the file's entries without building fleets --------------------------------------
+
+
+def _listed_as_loaded(store: JsonFileStore) -> None:
+    entries = store.listing()
+    assert entries is not None
+    fleets = store.load()
+    assert list(entries) == list(fleets)
+    for name, entry in entries.items():
+        loaded = fleets[name]
+        assert len(entry.get("member_ids", [])) == len(loaded.member_ids)
+        for key in ("mold_source", "last_deployed_task", "last_deployed_at"):
+            assert entry.get(key) == getattr(loaded, key), (name, key)
+
+
+def test_listing_gives_what_load_gives_for_the_files_dalfleet_writes(tmp_path: Path) -> None:
+    store = JsonFileStore(tmp_path)
+    assert store.listing() == {}
+    fleet.create_from_mold("w", "worker", 2, base=tmp_path, params={"env": "prod"})
+    fleet.create("empty", tmp_path)
+    fleet.deploy("w", "first", base=tmp_path)
+    fleet.deploy("w", "second", base=tmp_path)
+    assert (tmp_path / ".dal" / "fleet_history.json").exists()
+    _listed_as_loaded(store)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"name": "other", "member_ids": []},  # key and name differ: load() warns
+        {"name": "w", "member_ids": ["a", "a"]},  # duplicate: load() warns and drops
+        {"name": "w", "member_ids": [1]},  # load() refuses
+        {"name": "w", "member_ids": "a"},
+        {"name": "w", "last_deployed_at": 1764313200},  # load() converts
+        {"name": "w", "last_deployed_task": ["x"]},
+        {"name": "w", "last_create_params": {"n": 2}},
+        {"name": "w", HISTORY_KEY: []},  # the legacy history is load()'s
+        ["not", "an", "object"],
+    ],
+)
+def test_listing_leaves_every_entry_that_needs_checking_to_load(
+    tmp_path: Path, entry: object
+) -> None:
+    path = tmp_path / ".dal" / "fleets.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"w": entry, "ok": {"name": "ok", "member_ids": ["b"]}}))
+    assert JsonFileStore(tmp_path).listing() is None
+
+
+@pytest.mark.parametrize(
+    "revisions",
+    [
+        "x",
+        [{"revision": 1, "task": "t"}],  # no deployed_at: load() refuses
+        [{"revision": "1", "task": "t", "deployed_at": "1"}],  # load() converts
+        [{"revision": True, "task": "t", "deployed_at": "1"}],
+        [{"revision": 1, "task": "t", "deployed_at": "1", "params": {"n": 1}}],
+        [{"revision": 1, "task": "t", "deployed_at": "1", "what": "else"}],
+    ],
+)
+def test_listing_leaves_history_that_needs_checking_to_load(
+    tmp_path: Path, revisions: object
+) -> None:
+    fleet.create("w", tmp_path)
+    (tmp_path / ".dal" / "fleet_history.json").write_text(json.dumps({"w": revisions}))
+    assert JsonFileStore(tmp_path).listing() is None
+
+
+def test_listing_keeps_unknown_keys_and_raises_what_load_raises(tmp_path: Path) -> None:
+    path = tmp_path / ".dal" / "fleets.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"w": {"name": "w", "member_ids": ["a"], "theirs": [1, {}]}}))
+    store = JsonFileStore(tmp_path)
+    _listed_as_loaded(store)
+    assert store.listing() == {"w": {"name": "w", "member_ids": ["a"], "theirs": [1, {}]}}
+    path.write_text('{"w": {"name": "w", "member_ids": [')
+    with pytest.raises(CorruptStoreError) as listed:
+        store.listing()
+    with pytest.raises(CorruptStoreError) as loaded:
+        store.load()
+    assert str(listed.value) == str(loaded.value)
+
+
+def test_the_listing_knows_the_converters_history_key() -> None:
+    from dalfleet.store import jsonfile
+
+    assert jsonfile._LEGACY_HISTORY_KEY == HISTORY_KEY

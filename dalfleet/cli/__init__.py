@@ -16,14 +16,17 @@ errors (unknown subcommand, missing or malformed arguments) exit with status 2.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
-import traceback
-from collections.abc import Sequence
 
-from dalfleet.cli import output
+# Nothing else at module level: ``dalfleet --version`` is answered from here before
+# argparse, the parser or any command module is imported (start-up time is most of
+# what a short command costs). typing.TYPE_CHECKING without importing typing:
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 __all__ = ["build_parser", "main"]
 
@@ -40,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _exit_code(code: object) -> int:
+    from dalfleet.cli import output
+
     if code is None:
         return EXIT_OK
     if isinstance(code, int):
@@ -59,6 +64,19 @@ def _dispatch(args: argparse.Namespace) -> int:
     return status
 
 
+def _version() -> int:
+    # What argparse's ``--version`` action prints (the parser has the same action,
+    # for ``--version`` given with other arguments), without building the parser.
+    from dalfleet._version import __version__
+
+    try:
+        sys.stdout.write(f"dalfleet {__version__}\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return EXIT_ERROR
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``dalfleet`` command line with ``argv`` (default ``sys.argv[1:]``).
 
@@ -68,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Never raises: errors, usage errors, ``--help``/``--version``, a broken pipe and
     Ctrl-C are all reported and turned into the exit status.
     """
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    if argv == ["--version"]:
+        return _version()
+    from dalfleet.cli import output
     from dalfleet.errors import FleetError, FleetNotFoundError
 
     args: argparse.Namespace | None = None
@@ -76,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(AttributeError, ValueError, OSError):
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     try:
-        args = build_parser().parse_args(list(argv) if argv is not None else None)
+        args = build_parser().parse_args(argv)
         return _dispatch(args)
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return _exit_code(exc.code)
@@ -99,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except Exception as exc:
         if os.environ.get("DALFLEET_DEBUG") == "1":
+            import traceback
+
             traceback.print_exc()
         detail = str(exc).strip()
         output.error_line(

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any
 
 from dalfleet.cli import output
 from dalfleet.cli.output import PROG, UNSET, line, or_unset, plural
 
+# typing.TYPE_CHECKING without importing typing (start-up time); signal and
+# threading are imported by the commands that use them.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
+    from types import FrameType
+    from typing import Any
+
     from dalfleet.client import Client
     from dalfleet.models import Fleet, MemberOutcome, RunReport
     from dalfleet.store import Store
@@ -174,64 +177,86 @@ def cmd_create(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _listing(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``list``'s rows (its JSON document), sorted by name: from the file's entries
+    when the store can give them as they are (no models, no converter: start-up
+    time), else from the fleets the store builds."""
+    store = _store(args)
+    try:
+        listing = getattr(store, "listing", None)
+        entries = listing() if callable(listing) else None
+        if entries is None:
+            return [
+                {
+                    "name": name,
+                    "member_count": len(fleet.member_ids),
+                    "mold_source": fleet.mold_source,
+                    "last_deployed_task": fleet.last_deployed_task,
+                    "last_deployed_at": fleet.last_deployed_at,
+                }
+                for name, fleet in sorted(store.load().items())
+            ]
+        return [
+            {
+                "name": name,
+                "member_count": len(entry.get("member_ids", [])),
+                "mold_source": entry.get("mold_source"),
+                "last_deployed_task": entry.get("last_deployed_task"),
+                "last_deployed_at": entry.get("last_deployed_at"),
+            }
+            for name, entry in sorted(entries.items())
+        ]
+    finally:
+        close = getattr(store, "close", None)  # Store.close is new in the protocol
+        if callable(close):
+            close()
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     """``dalfleet list [-v] [-o wide|json]``.
 
     Raises:
         FleetError: what the library raised (printed by ``main`` as one line).
     """
-    fleets = _fleets(args)
-    names = sorted(fleets)
+    rows = _listing(args)
     if args.json or args.output == "json":
-        output.print_json(
-            [
-                {
-                    "name": name,
-                    "member_count": len(fleets[name].member_ids),
-                    "mold_source": fleets[name].mold_source,
-                    "last_deployed_task": fleets[name].last_deployed_task,
-                    "last_deployed_at": fleets[name].last_deployed_at,
-                }
-                for name in names
-            ]
-        )
+        output.print_json(rows)
         return EXIT_OK
-    if not names:
+    if not rows:
         line(NO_FLEETS)
         return EXIT_OK
     if args.output == "wide":
-        _list_wide([fleets[name] for name in names])
+        _list_wide(rows)
         return EXIT_OK
     line("Fleets:")
-    for name in names:
-        fleet = fleets[name]
+    for row in rows:
         if args.verbose:
             line(
-                f"  {name}  ({len(fleet.member_ids)} agents)"
-                f"  last_deployed: {or_unset(fleet.last_deployed_task)}"
-                f"  at: {or_unset(fleet.last_deployed_at)}"
+                f"  {row['name']}  ({row['member_count']} agents)"
+                f"  last_deployed: {or_unset(row['last_deployed_task'])}"
+                f"  at: {or_unset(row['last_deployed_at'])}"
             )
         else:
-            line(f"  {name}  ({len(fleet.member_ids)} agents)")
+            line(f"  {row['name']}  ({row['member_count']} agents)")
     return EXIT_OK
 
 
-def _list_wide(fleets: Sequence[Fleet]) -> None:
+def _list_wide(rows: Sequence[dict[str, Any]]) -> None:
     header = ("NAME", "MEMBERS", "MOLD", "DEPLOYED AT (UTC)", "LAST DEPLOYED")
-    rows = [
+    cells = [
         (
-            output.escape(fleet.name),
-            str(len(fleet.member_ids)),
-            output.escape(or_unset(fleet.mold_source)),
-            output.iso_time(fleet.last_deployed_at) or or_unset(fleet.last_deployed_at),
-            output.one_line(output.escape(or_unset(fleet.last_deployed_task))),
+            output.escape(row["name"]),
+            str(row["member_count"]),
+            output.escape(or_unset(row["mold_source"])),
+            output.iso_time(row["last_deployed_at"]) or or_unset(row["last_deployed_at"]),
+            output.one_line(output.escape(or_unset(row["last_deployed_task"]))),
         )
-        for fleet in fleets
+        for row in rows
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
-    for row in [header, *rows]:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        line("  ".join([*cells, row[-1]]).rstrip())
+    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header) - 1)]
+    for row in [header, *cells]:
+        padded = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        line("  ".join([*padded, row[-1]]).rstrip())
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -519,6 +544,9 @@ def _outcome_line(outcome: MemberOutcome) -> str:
 @contextlib.contextmanager
 def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """Set ``stop`` on SIGINT / SIGTERM; a second SIGINT interrupts at once."""
+    import signal
+    import threading
+
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -542,6 +570,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     Raises:
         FleetError: what the library raised (printed by ``main`` as one line).
     """
+    import threading
+
     options: dict[str, Any] = {}
     if args.concurrency is not None:
         options["concurrency"] = args.concurrency

@@ -11,11 +11,15 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Sequence
-from typing import Any, NoReturn
 
 from dalfleet.cli import commands
 from dalfleet.cli.output import PROG
 from dalfleet.errors import quote as show_value
+
+# typing.TYPE_CHECKING without importing typing (start-up time of every command)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 __all__ = ["EXIT_USAGE", "build_parser", "examples"]
 

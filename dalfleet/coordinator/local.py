@@ -46,7 +46,7 @@ from dalfleet.coordinator.base import (
     external_spec,
     finish_status,
     new_agent_id,
-    new_task_id,
+    new_task_ids,
     now,
     outcome_columns,
     refused_error,
@@ -224,12 +224,16 @@ class LocalCoordinator:
         stamp = now()
         agents: list[tuple[str, str, str, str, float]] = []
         events: list[tuple[str, str, str, float]] = []
+        alive = AgentState.ALIVE.value
         for spec in specs:
-            text = encode_spec(attrs.evolve(spec, trust_level=self.trust_level))
-            stored = decode_spec(text)
+            if spec.trust_level != self.trust_level:
+                spec = attrs.evolve(spec, trust_level=self.trust_level)
+            # Stored as encoded; the name and hooks are the spec's own (decoding the
+            # text again was a third AgentSpec per agent and half of a spawn).
+            text = encode_spec(spec)
             agent_id = new_agent_id()
-            agents.append((agent_id, stored.name, text, AgentState.ALIVE.value, stamp))
-            hook = stored.lifecycle.get(ON_CREATE)
+            agents.append((agent_id, spec.name, text, alive, stamp))
+            hook = spec.lifecycle.get(ON_CREATE)
             if hook is not None:
                 events.append((agent_id, ON_CREATE, hook, stamp))
         with self._transaction(write=True, create=True) as conn:
@@ -384,17 +388,24 @@ class LocalCoordinator:
         holder = None if worker is None else storable_text(worker)
         with self._transaction(write=True, create=True) as conn:
             assert conn is not None  # create=True always yields a connection
-            known: dict[str, tuple[str, int]] = {
-                agent_id: (state, external)
-                for agent_id, state, external in conn.execute(
-                    f"SELECT agent_id, state, external FROM agents WHERE agent_id {_IN_IDS}",
-                    (json.dumps(ids),),
-                )
-            }
+            # One indexed look-up per ID that returns only the exceptions: IDs with
+            # no agent row (external is NULL) and terminated agents. Fetching every
+            # member's row into Python cost more than the task inserts themselves.
+            new: list[str] = []
+            terminated: dict[str, int] = {}
+            for agent_id, external in conn.execute(
+                "SELECT j.value, a.external FROM json_each(?) AS j "
+                "LEFT JOIN agents AS a ON a.agent_id = j.value "
+                "WHERE a.agent_id IS NULL OR a.state = ?",
+                (json.dumps(ids), AgentState.TERMINATED.value),
+            ):
+                if external is None:
+                    new.append(agent_id)
+                else:
+                    terminated[agent_id] = external
             stamp = now()
             # Agents that live elsewhere (add_member) get an inbox, as the reference
             # does; a terminated one's inbox reopens (its life is not ours to end).
-            new = [agent_id for agent_id in ids if agent_id not in known]
             conn.executemany(
                 "INSERT INTO agents (agent_id, name, spec_json, state, created_at, external) "
                 "VALUES (?, ?, ?, ?, ?, 1)",
@@ -409,29 +420,33 @@ class LocalCoordinator:
                     for agent_id in new
                 ],
             )
-            reopened = [
-                agent_id
-                for agent_id, (state, external) in known.items()
-                if external and state == AgentState.TERMINATED.value
-            ]
+            reopened = [agent_id for agent_id, external in terminated.items() if external]
             if reopened:
                 conn.execute(
                     f"UPDATE agents SET state = ?, terminated_at = NULL WHERE agent_id {_IN_IDS}",
                     (AgentState.UNKNOWN.value, json.dumps(reopened)),
                 )
-            refused = {
-                agent_id
-                for agent_id, (state, _) in known.items()
-                if state == AgentState.TERMINATED.value and agent_id not in reopened
-            }
+            refused = {agent_id for agent_id, external in terminated.items() if not external}
             state = TaskState.PENDING if holder is None else TaskState.RUNNING
             out: dict[str, DispatchResult] = {}
             rows: list[tuple[Any, ...]] = []
-            for agent_id in ids:
+            # The task's fields once, then one Task per member with its own ID
+            # (attrs.evolve per member re-reads the class's fields every time).
+            fields = attrs.asdict(task, recurse=False)
+            fields["description"] = description
+            task_ids = new_task_ids(len(ids))
+            # state, claimed_by, enqueued_at, started_at, attempts, lease_expires_at
+            claim = (
+                (state.value, None, stamp, None, 0, None)
+                if holder is None
+                else (state.value, holder, stamp, stamp, 1, stamp + seconds)
+            )
+            for agent_id, task_id in zip(ids, task_ids, strict=True):
                 if agent_id in refused:
                     out[agent_id] = DispatchResult(agent_id, error=refused_error(agent_id))
                     continue
-                stored = attrs.evolve(task, task_id=new_task_id(), description=description)
+                fields["task_id"] = task_id
+                stored = Task(**fields)
                 out[agent_id] = DispatchResult(agent_id, task=stored)
                 rows.append(
                     (
@@ -441,12 +456,7 @@ class LocalCoordinator:
                         stored.priority,
                         stored.coordination_type,
                         stored.fleet,
-                        state.value,
-                        holder,
-                        stamp,
-                        None if holder is None else stamp,
-                        0 if holder is None else 1,
-                        None if holder is None else stamp + seconds,
+                        *claim,
                     )
                 )
             conn.executemany(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import inspect
 import queue
@@ -29,6 +30,7 @@ from dalfleet.executor.base import (
     failed_outcome,
     in_order,
     load_handler,
+    log,
     ok_outcome,
     timeout_outcome,
 )
@@ -60,13 +62,20 @@ class _ThreadPool:
         self._size = 0
         self._threads = 0
         self._idle = 0
+        self._waiting = 0  # jobs queued and not yet taken by a thread
         self._abandoned = 0
 
     def submit(self, call: Callable[[], Any], size: int) -> _Job:
         job = _Job(call)
         with self._lock:
             self._size = max(self._size, size)
-            start = self._idle == 0 and self._threads < self._size + self._abandoned
+            self._waiting += 1
+            # A thread for every job no idle thread will take. Comparing with the
+            # jobs still queued (not "is any thread idle") matters when many jobs
+            # come at once: a thread just started counts as idle until it takes its
+            # first job, and must not stand for all the others - the pool would
+            # then run a handful of jobs at a time instead of ``size``.
+            start = self._waiting > self._idle and self._threads < self._size + self._abandoned
             if start:
                 self._threads += 1
                 self._idle += 1  # counted as idle until it takes its first job
@@ -92,6 +101,8 @@ class _ThreadPool:
             job = self._jobs.get()
             with self._lock:
                 self._idle -= 1
+                if job is not None:
+                    self._waiting -= 1
             if job is None:
                 with self._lock:
                     self._threads -= 1
@@ -165,9 +176,11 @@ class LocalExecutor:
         if not claimed:
             return [], []
         context = contextvars.copy_context()
+        # Sync handlers without a timer run as chains on the pool: see _chained.
+        batch = self._chained if timeout is None and not _is_async(call) else self._batch
         outcomes, interrupt = _run_coroutine(
             context,
-            lambda: self._batch(claimed, call, context, concurrency, timeout, on_outcome, stop),
+            lambda: batch(claimed, call, context, concurrency, timeout, on_outcome, stop),
         )
         if interrupt is not None:
             raise interrupt
@@ -279,6 +292,143 @@ class LocalExecutor:
                 _, pending = await asyncio.wait(pending, timeout=0.05)
         halt()
         await asyncio.gather(*tasks, return_exceptions=True)
+        return list(outcomes), (interrupts[0] if interrupts else None)
+
+    async def _chained(
+        self,
+        claimed: Sequence[ClaimedTask],
+        handler: Handler,
+        context: contextvars.Context,
+        concurrency: int,
+        timeout: float | None,
+        on_outcome: OutcomeCallback | None,
+        stop: threading.Event | None,
+    ) -> tuple[list[MemberOutcome], KeyboardInterrupt | None]:
+        """:meth:`_batch` for sync handlers without a timeout: the same outcomes,
+        with the event loop off the path from one handler to the next.
+
+        Each pool thread that finishes a task starts the next one itself, so
+        ``concurrency`` chains of tasks run back to back; the loop only delivers
+        outcomes. Going through the loop (future, wake-up, semaphore, submit)
+        between two tasks cost a few milliseconds per wave of handlers, far more
+        on a busy machine, where the loop's thread waits for a core. A handler
+        whose result is awaitable keeps its slot until the loop has awaited it,
+        as in :meth:`_batch`.
+        """
+        assert timeout is None
+        loop = asyncio.get_running_loop()
+        outcomes: list[MemberOutcome] = []
+        interrupts: list[KeyboardInterrupt] = []
+        lock = threading.Lock()
+        queued = iter(enumerate(claimed))
+        running: dict[int, _Job] = {}  # by position in ``claimed``, to abandon on halt
+        halted = [False]  # once set, nothing more is delivered or started
+        left = [len(claimed)]
+        finished: asyncio.Future[None] = loop.create_future()
+        awaiting: set[asyncio.Task[None]] = set()
+
+        def start_next() -> None:  # any thread
+            with lock:
+                if halted[0]:
+                    return
+                nxt = next(queued, None)
+                if nxt is None:
+                    return
+                index, item = nxt
+                started = time.perf_counter()
+                running[index] = self._pool.submit(
+                    lambda: run_on_thread(index, item, started), concurrency
+                )
+
+        def run_on_thread(index: int, item: ClaimedTask, started: float) -> None:
+            # One copy of the caller's context per call: a context can be entered
+            # by one thread at a time.
+            ok, result = _outcome_of(context.copy(), handler, item)
+            # The next task starts here unless the loop must act first: await the
+            # result (the slot stays taken meanwhile), or halt on Ctrl-C.
+            chained = (
+                not inspect.isawaitable(result) if ok else not isinstance(result, KeyboardInterrupt)
+            )
+            if chained:
+                start_next()
+            with contextlib.suppress(RuntimeError):  # the loop is gone: the run halted
+                loop.call_soon_threadsafe(
+                    done, index, item, ok, result, time.perf_counter() - started, chained
+                )
+
+        def done(
+            index: int, item: ClaimedTask, ok: bool, result: Any, duration: float, chained: bool
+        ) -> None:
+            with lock:
+                running.pop(index, None)
+            if halted[0]:
+                return  # the caller gives this task back
+            if ok and not chained:
+                task = loop.create_task(await_result(item, result, duration))
+                awaiting.add(task)
+                task.add_done_callback(awaiting.discard)
+                return
+            if ok:
+                deliver(ok_outcome(item, result, duration))
+            elif isinstance(result, KeyboardInterrupt):
+                interrupts.append(result)  # Ctrl-C is the user's, not this task's
+                halt()
+            else:  # SystemExit too: one member's failure
+                deliver(failed_outcome(item, result, duration))
+
+        async def await_result(item: ClaimedTask, result: Any, duration: float) -> None:
+            started = time.perf_counter() - duration
+            try:
+                value = await result
+            except KeyboardInterrupt as exc:
+                interrupts.append(exc)
+                halt()
+                return
+            except BaseException as exc:
+                outcome = failed_outcome(item, exc, time.perf_counter() - started)
+            else:
+                outcome = ok_outcome(item, value, time.perf_counter() - started)
+            start_next()
+            deliver(outcome)
+
+        def deliver(outcome: MemberOutcome) -> None:
+            if halted[0]:
+                return
+            outcomes.append(outcome)
+            try:
+                if on_outcome is not None:
+                    on_outcome(outcome)
+            except Exception:  # the caller's callback; the batch goes on (as in _batch)
+                log.exception("on_outcome raised for task %s", outcome.task_id)
+            finally:
+                left[0] -= 1
+                if left[0] == 0 and not finished.done():
+                    finished.set_result(None)
+
+        def halt() -> None:
+            with lock:
+                halted[0] = True
+                jobs = list(running.values())
+                running.clear()
+            for job in jobs:  # still running: its thread may be stuck for good
+                self._pool.abandon(job)
+            for task in list(awaiting):
+                task.cancel()
+            if not finished.done():
+                finished.set_result(None)
+
+        try:
+            for _ in range(min(concurrency, len(claimed))):
+                start_next()
+            if stop is None:
+                await finished
+            else:
+                while not finished.done() and not stop.is_set():
+                    await asyncio.wait({finished}, timeout=0.05)
+        finally:
+            halt()
+            if awaiting:
+                await asyncio.gather(*awaiting, return_exceptions=True)
         return list(outcomes), (interrupts[0] if interrupts else None)
 
 

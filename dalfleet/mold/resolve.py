@@ -9,7 +9,6 @@ places it lists and never writes anything.
 from __future__ import annotations
 
 import contextlib
-import importlib.resources
 import logging
 import os
 import pathlib
@@ -251,6 +250,10 @@ def sample_mold_path() -> pathlib.Path:
     Raises:
         MoldError: the installation does not have the sample as a file on disk.
     """
+    # Imported here: importlib.resources loads tempfile and shutil, which nothing
+    # else on the path of a command that uses no sample needs.
+    import importlib.resources
+
     resource: object = None
     with contextlib.suppress(ImportError, TypeError, ValueError, AttributeError, OSError):
         resource = importlib.resources.files("dalfleet") / "samples" / _SAMPLE

@@ -17,12 +17,25 @@ import importlib
 import json
 from collections.abc import Mapping
 from json.encoder import encode_basestring
-from typing import Any
 
-try:  # the ``fast`` extra: the same bytes, written by orjson
-    _orjson: Any = importlib.import_module("orjson")
-except ImportError:  # pragma: no cover - exercised when the extra is not installed
-    _orjson = None
+# typing.TYPE_CHECKING without importing typing (start-up time of every command)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+@functools.cache
+def _orjson() -> Any:
+    """The ``orjson`` module (the ``fast`` extra), or None when it is not installed.
+
+    Imported on the first write, not with this module: it imports dataclasses,
+    uuid and datetime (about 15 ms), which a command that only reads never needs.
+    """
+    try:
+        return importlib.import_module("orjson")
+    except ImportError:  # pragma: no cover - exercised when the extra is not installed
+        return None
+
 
 __all__ = ["fast_bytes", "has_float", "loads", "pretty", "pretty_bytes"]
 
@@ -128,11 +141,12 @@ def fast_bytes(value: Any, *, check_floats: bool) -> bytes | None:
     ``check_floats=False`` is for a caller that knows ``value`` holds no float
     (orjson spells some floats differently). Never raises.
     """
-    if _orjson is None or (check_floats and has_float(value)):
+    orjson = _orjson()
+    if orjson is None or (check_floats and has_float(value)):
         return None
     try:
-        data: bytes = _orjson.dumps(value, option=_orjson.OPT_INDENT_2)
-    except (TypeError, _orjson.JSONEncodeError):
+        data: bytes = orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    except (TypeError, orjson.JSONEncodeError):
         return None  # not orjson's kind of data: the standard rules decide
     return data
 

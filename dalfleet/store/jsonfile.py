@@ -46,13 +46,24 @@ from collections.abc import Iterator
 from json import JSONDecodeError
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import Any
 
-from dalfleet.convert import HISTORY_KEY, FleetFormatError, structure_fleet, unstructure_fleet
 from dalfleet.errors import CorruptStoreError, StoreError
 from dalfleet.errors import quote as show_value
-from dalfleet.models import Fleet
 from dalfleet.store import _jsonio
+
+# The converter (cattrs) and the models (attrs) are imported where fleets are built
+# or written, not with this module: :meth:`JsonFileStore.listing` (``dalfleet
+# list``) reads the file without them, and they are most of a short command's
+# start-up time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from dalfleet.models import Fleet
+
+    # (fleet file content key, history bytes, fleets, raw entries, whether the fleet
+    # file holds a float - which orjson would spell differently)
+    _Parsed = tuple[bytes, bytes | None, dict[str, Fleet], dict[str, Any], bool]
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -78,14 +89,10 @@ HISTORY_FILE = "fleet_history.json"
 HISTORY_MAX_BYTES = 1024 * 1024
 _TMP_SUFFIX = ".tmp"
 _LOCK_POLL = 0.005
-# path -> (fleet file content key, history bytes, fleets, raw entries) of the last parse
-# in this process; keyed by content, never stale.
-# (the last element: whether the fleet file holds a float, which orjson would spell
-# differently)
-_Parsed = tuple[bytes, bytes | None, dict[str, Fleet], dict[str, Any], bool]
 # Up to this size the cache keeps the file's bytes; above, a digest (no second copy of a
 # large file stays in memory).
 _CACHE_RAW_BYTES = 4 * 1024 * 1024
+# path -> the last parse in this process (see _Parsed); keyed by content, never stale.
 _PARSED: dict[str, _Parsed] = {}
 _PARSED_KEEP = 8  # bases remembered; a notebook touching many projects stays small
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -313,6 +320,8 @@ class JsonFileStore:
         return data, floats
 
     def _parse(self, raw: bytes, history_raw: bytes | None) -> _Parsed:
+        from dalfleet.convert import HISTORY_KEY, FleetFormatError, structure_fleet
+
         data, floats = self._decode(raw, self.path)
         side: dict[str, Any] = {}
         if history_raw is not None:
@@ -362,6 +371,42 @@ class JsonFileStore:
         parsed = self._load_parsed()
         return {} if parsed is None else dict(parsed[2])
 
+    def listing(self) -> dict[str, dict[str, Any]] | None:
+        """Every fleet's entry as the file holds it, for listing without building
+        fleets (``dalfleet list`` imports neither the models nor the converter); None
+        when the files hold anything :meth:`load` would check, fix or refuse.
+
+        An entry is returned only when :meth:`load` would build its fleet from it
+        unchanged and without a warning: ``member_ids`` a list of distinct strings,
+        ``mold_source``, ``last_deployed_task`` and ``last_deployed_at`` strings or
+        null, the key equal to its ``name``, ``last_create_params`` strings, and its
+        revisions in the history file plain records. Anything else - a number where
+        a string belongs, a duplicate ID, a legacy history key, any doubt - gives
+        None, and the caller uses :meth:`load`, so every error, warning and
+        conversion stays the converter's. Keys dalfleet does not know are left in.
+
+        Raises:
+            CorruptStoreError: a file is not JSON of the expected kind (the same
+                error :meth:`load` raises).
+            StoreError: a file cannot be read (as for :meth:`load`).
+        """
+        raw = read_own_file(self.path, "fleet file", self.max_bytes)
+        if raw is None:
+            return {}
+        history_raw = read_own_file(self.history_path, "history file", self.max_bytes)
+        data = self._decode(raw, self.path)[0]
+        side: dict[str, Any] = {}
+        if history_raw is not None:
+            side = self._decode(history_raw, self.history_path)[0]
+        for key, entry in data.items():
+            if not _plain_entry(entry, key):
+                return None
+            revisions = side.get(key)
+            if revisions is not None and not _plain_revisions(revisions):
+                return None
+        entries: dict[str, dict[str, Any]] = data
+        return entries
+
     # -- writing -----------------------------------------------------------------
 
     def _ensure_dir(self) -> None:
@@ -392,6 +437,8 @@ class JsonFileStore:
         Raises:
             StoreError: see :meth:`_encode_object`.
         """
+        from dalfleet.convert import HISTORY_KEY, unstructure_fleet
+
         old_fleets = loaded[2] if loaded is not None else {}
         old_entries = loaded[3] if loaded is not None else {}
         floats = loaded[4] if loaded is not None else False
@@ -515,6 +562,8 @@ class JsonFileStore:
         replace_file(path, payload, what)
 
     def _history_changed(self, fleets: dict[str, Fleet], loaded: _Parsed | None) -> bool:
+        from dalfleet.convert import HISTORY_KEY
+
         if loaded is None or loaded[1] is None:
             # No side file yet: write one when there is history, or history to migrate.
             return any(f.history for f in fleets.values())
@@ -736,6 +785,66 @@ def _lenient(entry: Any, key: str, path: Path) -> Any:
             )
             fixed = {**fixed, "member_ids": list(dict.fromkeys(members))}
     return fixed
+
+
+# The fields of a fleet entry and of a revision with the types they may have for
+# listing without the converter. Deliberately narrower than what the converter
+# accepts: whatever does not fit is decided by load().
+_PLAIN_FLEET_STR = ("mold_source", "last_deployed_task", "last_deployed_at")
+# dalfleet.convert.HISTORY_KEY, named here so that listing imports no converter
+# (tests/test_store_json.py checks that the two agree).
+_LEGACY_HISTORY_KEY = "dalfleet_history"
+_PLAIN_REVISION = {
+    "revision": (int,),
+    "task": (str,),
+    "deployed_at": (str,),
+    "mold_source": (str, type(None)),
+    "params": (dict, type(None)),
+}
+
+
+def _str_map(value: object) -> bool:
+    return type(value) is dict and all(type(k) is str and type(v) is str for k, v in value.items())
+
+
+def _plain_entry(entry: object, key: str) -> bool:
+    """Whether the converter would take ``entry`` as it is (see JsonFileStore.listing)."""
+    if type(entry) is not dict:
+        return False
+    if entry.get("name", key) != key:
+        return False
+    members = entry.get("member_ids", [])
+    if type(members) is not list or set(map(type, members)) - {str}:
+        return False
+    if len(set(members)) != len(members):
+        return False
+    for field in _PLAIN_FLEET_STR:
+        value = entry.get(field)
+        if value is not None and type(value) is not str:
+            return False
+    params = entry.get("last_create_params")
+    if params is not None and not _str_map(params):
+        return False
+    # Keys dalfleet does not know go to Fleet.extra whatever they hold; the legacy
+    # in-entry history is the converter's to check.
+    return _LEGACY_HISTORY_KEY not in entry
+
+
+def _plain_revisions(revisions: object) -> bool:
+    """Whether a fleet's history is a list of plain revision records."""
+    if type(revisions) is not list:
+        return False
+    for revision in revisions:
+        if type(revision) is not dict or not revision.keys() >= {"revision", "task", "deployed_at"}:
+            return False
+        for field, value in revision.items():
+            allowed = _PLAIN_REVISION.get(field)
+            if allowed is None or type(value) not in allowed:
+                return False
+        params = revision.get("params")
+        if params is not None and not _str_map(params):
+            return False
+    return True
 
 
 def fsync_dir(directory: Path) -> None:
