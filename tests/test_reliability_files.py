@@ -286,6 +286,9 @@ def test_a_directory_in_place_of_the_lock_file(base: Path) -> None:
 UNREADABLE_CHILD = """
     import json, os, sys
     import dalfleet.export, dalfleet.fleet as fleet, dalfleet.handlers, yaml
+    # dalfleet imports lazily; nobody cannot read this interpreter's library, so load now.
+    import dalfleet.client, dalfleet.coordinator.local, dalfleet.run, dalfleet.rollout
+    import dalfleet.executor.local, dalfleet.mold.parse, dalfleet.convert
     from dalfleet import FleetError
     base = sys.argv[1]
     if os.geteuid() == 0:  # root reads anything: become nobody

@@ -217,7 +217,7 @@ def test_sync_handlers_are_bounded_and_fill_every_slot(client: Client) -> None:
         return agent.agent_id
 
     [report] = client.run("w", handler=handler, concurrency=4)
-    assert report.errors == []
+    assert report.errors == ()
     assert active[1] == 4
     assert [o.result for o in report.outcomes] == [o.agent_id for o in report.outcomes]
 
