@@ -80,12 +80,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Client", "MoldSource", "Params", "Progress", "WorkStats", "fleet_not_found"]
 
-#: Create-time params: a mapping, or ``"KEY=VALUE"`` strings.
 Params = Mapping[str, object] | Iterable[str] | None
-#: Called as ``progress(done, total)`` while agents are spawned or tasks run.
+"""Create-time params: a mapping, or ``"KEY=VALUE"`` strings (or None)."""
 Progress = Callable[[int, int], None]
-#: A mold file path or mold name.
+"""Called as ``progress(done, total)`` while agents are spawned or tasks run."""
 MoldSource = str | os.PathLike[str]
+"""A mold file path or a mold name (a ``str`` or any ``os.PathLike``)."""
 _SPAWN_CHUNK = 100
 
 
