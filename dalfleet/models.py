@@ -29,6 +29,7 @@ __all__ = [
     "FleetHealth",
     "FrozenDict",
     "HealthStatus",
+    "MemberAdded",
     "MemberHealth",
     "MemberOutcome",
     "OutcomeStatus",
@@ -280,6 +281,17 @@ class Fleet:
 
 
 @attrs.frozen
+class MemberAdded:
+    """What :meth:`~dalfleet.client.Client.ensure_member` did: the fleet after the
+    call, and whether ``agent_id`` was added (False: it was already a member, and
+    nothing changed)."""
+
+    fleet: Fleet
+    agent_id: str
+    added: bool
+
+
+@attrs.frozen
 class AgentSpec:
     """A mold rendered with create-time params: what a coordinator spawns."""
 
@@ -359,6 +371,8 @@ class RunReport:
     started_at: float = 0.0
     finished_at: float = 0.0
     executed: bool = False
+    #: Tasks the members had queued or running before this run added its own.
+    already_pending: int = 0
 
     @property
     def ok(self) -> bool:
@@ -392,7 +406,9 @@ class MemberHealth:
 
 @attrs.frozen(repr=False)
 class FleetHealth:
-    """Health of a fleet: the reference's summary plus live member states."""
+    """Health of a fleet: the reference's summary plus live member states, and the
+    fleet's tasks by state (``pending_tasks`` … ``failed_tasks``, summed over members;
+    a member's own ``pending_tasks`` counts its queued and running tasks together)."""
 
     name: str
     member_count: int
@@ -401,6 +417,10 @@ class FleetHealth:
     last_deployed_at: str | None
     status: HealthStatus = attrs.field(converter=HealthStatus)
     members: tuple[MemberHealth, ...] = attrs.field(default=(), converter=_member_healths)
+    pending_tasks: int = 0
+    running_tasks: int = 0
+    completed_tasks: int = 0
+    failed_tasks: int = 0
 
     @property
     def alive_count(self) -> int:

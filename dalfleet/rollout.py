@@ -154,7 +154,7 @@ def rollback(client: Client, name: str, *, to_revision: int | None = None) -> Fl
     with client.store.transaction() as fleets:
         current = fleets.get(name)
         if current is None:
-            raise fleet_not_found(name)
+            raise fleet_not_found(name, fleets)
         fleet = with_deployment(current, _rollback_target(current, wanted).task)
         fleets[name] = fleet
     return fleet

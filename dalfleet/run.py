@@ -34,6 +34,7 @@ from dalfleet.coordinator.base import (
     new_task_id,
     worker_identity,
 )
+from dalfleet.defaults import DEFAULT_POLL_INTERVAL
 from dalfleet.errors import InvalidArgumentError
 from dalfleet.executor.base import (
     DEFAULT_CONCURRENCY,
@@ -272,7 +273,7 @@ def _ensure_member(client: Client, fleet: Fleet) -> Fleet:
             if current is None:
                 from dalfleet.client import fleet_not_found
 
-                raise fleet_not_found(fleet.name)
+                raise fleet_not_found(fleet.name, fleets)
             if current.member_ids:
                 return current
             params = parse_params(current.last_create_params)
@@ -325,7 +326,7 @@ def run(
     if name is not None:
         _lookup_name(name)
         if name not in fleets:
-            raise fleet_not_found(name)
+            raise fleet_not_found(name, fleets)
         targets = [fleets[name]]
     else:
         targets = [fleets[n] for n in sorted(fleets)]
@@ -370,6 +371,8 @@ def _run_fleet(
     started = time.time()
     task = Task(task_id=new_task_id(), description=fleet.last_deployed_task, fleet=fleet.name)
     worker = worker_identity() if handler is not None else None
+    # Counted before dispatching, so the report can say a queue is growing run by run.
+    before = client.coordinator.task_counts(fleet.member_ids)
     dispatched = client.coordinator.dispatch(fleet.member_ids, task, worker=worker, lease=lease)
     errors: builtins.list[str] = []
     outcomes: builtins.list[MemberOutcome] = []
@@ -401,6 +404,7 @@ def _run_fleet(
             started_at=started,
             finished_at=time.time(),
             executed=False,
+            already_pending=before.pending + before.running,
         )
     done = [0]
 
@@ -436,6 +440,7 @@ def _run_fleet(
         started_at=started,
         finished_at=time.time(),
         executed=True,
+        already_pending=before.pending + before.running,
     )
 
 
@@ -465,7 +470,7 @@ def work(
     once: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout: float | None = None,
-    poll_interval: float = 0.5,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
     stop: threading.Event | None = None,
     max_tasks: int | None = None,
     on_outcome: Callable[[MemberOutcome], None] | None = None,
@@ -492,17 +497,16 @@ def work(
         KeyboardInterrupt: Ctrl-C; unfinished tasks were given back first.
     """
     from dalfleet.client import _lookup_name, fleet_not_found
+    from dalfleet.rules import check_poll_interval
 
     call = load_handler(handler)
     check_options(concurrency, timeout)
     seconds = check_lease(lease)
-    if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)):
-        raise InvalidArgumentError(f"poll interval must be > 0 seconds (got {poll_interval!r})")
-    if not poll_interval > 0:
-        raise InvalidArgumentError(f"poll interval must be > 0 seconds (got {poll_interval!r})")
-    fleet = client.store.load().get(_lookup_name(name))
+    poll_interval = check_poll_interval(poll_interval)
+    known = client.store.load()
+    fleet = known.get(_lookup_name(name))
     if fleet is None:
-        raise fleet_not_found(name)
+        raise fleet_not_found(name, known)
     stop_event = stop if stop is not None else threading.Event()
     chosen = _executor_of(client, executor)
     me = worker_identity()

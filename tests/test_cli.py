@@ -246,7 +246,7 @@ def test_health_shows_the_deployed_task(project: Path) -> None:
         f"  Deployed at: {stamp}",
         "  Status: ok",
         f"  Deployed at (UTC): {iso(stamp)}",
-        "  Alive: 2/2  Pending tasks: 2  Completed tasks: 0  Failed tasks: 0",
+        "  Alive: 2/2  Pending tasks: 2  Running tasks: 0  Completed tasks: 0  Failed tasks: 0",
     ]
 
 
@@ -559,8 +559,9 @@ def test_worker_once_drains_tasks_queued_by_another_process(
     ok(dalfleet("create", "w", "--from-mold", "worker", "--count", "3", cwd=project))
     ok(dalfleet("deploy", "w", "Process logs", cwd=project))
     ok(dalfleet("run", "w", cwd=project))
-    assert "  Alive: 3/3  Pending tasks: 3  Completed tasks: 0  Failed tasks: 0" in ok(
-        dalfleet("health", "w", cwd=project)
+    assert (
+        "  Alive: 3/3  Pending tasks: 3  Running tasks: 0  Completed tasks: 0  Failed tasks: 0"
+        in ok(dalfleet("health", "w", cwd=project))
     )
     ids = fleet_file(project)["w"]["member_ids"]
     result = dalfleet(
@@ -582,8 +583,9 @@ def test_worker_once_drains_tasks_queued_by_another_process(
         ]
     )
     assert lines[-1] == "Worker for fleet 'w': executed 3 (2 ok, 1 failed, 0 released)"
-    assert "  Alive: 3/3  Pending tasks: 0  Completed tasks: 2  Failed tasks: 1" in ok(
-        dalfleet("health", "w", cwd=project)
+    assert (
+        "  Alive: 3/3  Pending tasks: 0  Running tasks: 0  Completed tasks: 2  Failed tasks: 1"
+        in ok(dalfleet("health", "w", cwd=project))
     )
     again = dalfleet(
         "worker",
