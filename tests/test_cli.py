@@ -315,8 +315,9 @@ def test_add_from_mold_and_add_member(project: Path, capsys: pytest.CaptureFixtu
     code, out, _ = run_main(capsys, "add-member", "w", "agent_elsewhere")
     assert (code, out) == (0, "✅ Added agent agent_elsewhere to fleet 'w'\n")
     # An existing member: the reference prints the same line and changes nothing.
-    code, out, _ = run_main(capsys, "add-member", "w", "agent_elsewhere")
+    code, out, err = run_main(capsys, "add-member", "w", "agent_elsewhere")
     assert (code, out) == (0, "✅ Added agent agent_elsewhere to fleet 'w'\n")
+    assert err == "note: agent agent_elsewhere was already a member of fleet 'w'; nothing changed\n"
     entry = fleet_file(project)["w"]
     assert len(entry["member_ids"]) == 3
     assert entry["mold_source"] == "worker"

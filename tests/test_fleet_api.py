@@ -715,7 +715,7 @@ def test_using_and_configure_accept_shorthands(base: Path, in_base: Path) -> Non
 
 def test_a_base_that_is_not_a_directory_is_an_error(base: Path) -> None:
     missing = base / "no" / "such"
-    with pytest.raises(InvalidArgumentError, match="base directory '.*such' does not exist"):
+    with pytest.raises(InvalidArgumentError, match=r"base directory '.*such' does not exist"):
         dalfleet.Client.for_base(missing)
     with pytest.raises(InvalidArgumentError, match="does not exist or is not a directory"):
         fleet.create("w", missing)
