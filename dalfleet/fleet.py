@@ -239,7 +239,7 @@ def create_from_mold(
     ``"k=v"`` strings) as ``last_create_params``.
 
     Raises:
-        InvalidArgumentError: bad name, count < 1 or above the cap (1000), params
+        InvalidArgumentError: bad name, count < 1 or above the cap (``MAX_COUNT``, 1000), params
             without ``=``; a blank mold source (MoldSourceError).
         FleetExistsError: the fleet exists.
         MoldNotFoundError / MoldError: the mold cannot be found, read or parsed.

@@ -33,6 +33,7 @@ from psycopg.types.json import Json
 
 from dalfleet.backends import redact_url
 from dalfleet.convert import HISTORY_KEY, FleetFormatError, structure_fleet, unstructure_fleet
+from dalfleet.defaults import DEFAULT_TRUST_LEVEL
 from dalfleet.errors import CorruptStoreError, FleetError, StoreError
 from dalfleet.models import Fleet
 
@@ -147,7 +148,7 @@ class PostgresBackend:
         self,
         url: str,
         *,
-        trust_level: str = "sandboxed",
+        trust_level: str = DEFAULT_TRUST_LEVEL,
         connect_timeout: float = 10.0,
         reconnect_timeout: float = 60.0,
     ) -> None:
