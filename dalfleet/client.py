@@ -13,7 +13,6 @@ spawned by a change that then fails are terminated again.
 from __future__ import annotations
 
 import builtins
-import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -42,7 +41,7 @@ from dalfleet.errors import (
     fleet_not_found,
     quote,
 )
-from dalfleet.executor.base import Executor, Handler
+from dalfleet.executor.base import Executor, Handler, log
 from dalfleet.models import (
     AgentState,
     ExportFormat,
@@ -301,13 +300,23 @@ class Client:
         except BaseException:
             self._terminate_quietly(spawned)
             raise
+        log.info("fleet %s: spawned %d agent(s) from mold %s", fleet_name, count, mold.name)
         return spawned
 
     def _terminate_quietly(self, agent_ids: Sequence[str]) -> None:
-        if agent_ids:
+        if not agent_ids:
+            return
+        try:
+            self.coordinator.terminate(agent_ids)
+        except Exception as exc:
             # The original error is the one to report; a failing cleanup must not hide it.
-            with contextlib.suppress(Exception):
-                self.coordinator.terminate(agent_ids)
+            log.warning(
+                "could not terminate %d agent(s) spawned by a failed call (orphans now): %s",
+                len(agent_ids),
+                exc,
+            )
+        else:
+            log.info("terminated %d agent(s) spawned by a failed call", len(agent_ids))
 
     # -- the twelve operations -----------------------------------------------------
 
@@ -527,6 +536,7 @@ class Client:
             if missing_ok:
                 return False
             raise _not_found(name, known)
+        torn_down = teardown
         with self.store.transaction() as fleets:
             removed = fleets.pop(name, None)
             if removed is None and not missing_ok:
@@ -538,6 +548,11 @@ class Client:
             return False
         if teardown:
             self.coordinator.terminate(removed.member_ids)
+        log.info(
+            "fleet %s: deleted%s",
+            name,
+            f"; terminated {len(removed.member_ids)} member(s)" if torn_down else "",
+        )
         return True
 
     def _one_transaction(self) -> bool:
@@ -597,6 +612,9 @@ class Client:
             raise
         if removed:
             self.coordinator.terminate(removed)
+        gone = len(current.member_ids) - size
+        if gone > 0:
+            log.info("fleet %s: scaled to %d agent(s); terminated %d member(s)", name, size, gone)
         return fleet
 
     def mold_for_scale_up(self, fleet: Fleet) -> Mold:

@@ -395,6 +395,14 @@ def _run_fleet(
     if handler is None or worker is None:
         if progress is not None:
             progress(len(fleet.member_ids), len(fleet.member_ids))
+        log.info(
+            "fleet %s: queued the task for %d member(s) (%d task(s) were already pending)",
+            fleet.name,
+            len(fleet.member_ids) - len(errors),
+            before.pending + before.running,
+        )
+        if errors:
+            log.warning("fleet %s: %d member(s) were not dispatched to", fleet.name, len(errors))
         return RunReport(
             fleet_name=fleet.name,
             members_dispatched=len(fleet.member_ids) - len(errors),
@@ -431,9 +439,17 @@ def _run_fleet(
             errors.append(f"{outcome.agent_id}: {outcome.error}")
     order = {agent_id: i for i, agent_id in enumerate(fleet.member_ids)}
     outcomes.sort(key=lambda o: order.get(o.agent_id, len(order)))
+    ok = sum(1 for o in outcomes if o.ok)
+    log.info(
+        "fleet %s: ran the task on %d member(s): %d ok, %d failed",
+        fleet.name,
+        len(outcomes),
+        ok,
+        len(outcomes) - ok,
+    )
     return RunReport(
         fleet_name=fleet.name,
-        members_dispatched=sum(1 for o in outcomes if o.ok),
+        members_dispatched=ok,
         errors=errors,
         task=fleet.last_deployed_task,
         outcomes=outcomes,
@@ -534,7 +550,15 @@ def work(
             _idle(client.coordinator, fleet.member_ids, stop_event, poll_interval)
             continue
         seen.update(c.task.task_id for c in claimed)
-        recovered += sum(1 for c in claimed if c.attempt > 1)
+        # A task claimed a second time was held by a worker whose lease expired.
+        taken_over = sum(1 for c in claimed if c.attempt > 1)
+        if taken_over:
+            log.info(
+                "fleet %s: took over %d task(s) whose lease expired; retrying them",
+                name,
+                taken_over,
+            )
+        recovered += taken_over
         finished, gave_back = _execute(
             client,
             chosen,

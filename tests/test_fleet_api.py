@@ -723,3 +723,22 @@ def test_a_base_that_is_not_a_directory_is_an_error(base: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="is not a directory"):
         fleet.list(base / "file")
     assert not (base / "no").exists()
+
+
+def test_what_a_user_may_want_to_see_is_logged(
+    base: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="dalfleet"), fleet.using(memory=True, base=base):
+        fleet.create_from_mold("w", "worker", 3)
+        fleet.deploy("w", "go")
+        fleet.run("w")
+        fleet.run("w", handler="dalfleet.handlers:echo")
+        fleet.scale("w", 1)
+        fleet.delete("w", teardown=True)
+    assert [r.getMessage() for r in caplog.records if r.name == "dalfleet"] == [
+        "fleet w: spawned 3 agent(s) from mold worker",
+        "fleet w: queued the task for 3 member(s) (0 task(s) were already pending)",
+        "fleet w: ran the task on 3 member(s): 3 ok, 0 failed",
+        "fleet w: scaled to 1 agent(s); terminated 2 member(s)",
+        "fleet w: deleted; terminated 1 member(s)",
+    ]
