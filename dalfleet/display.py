@@ -121,6 +121,13 @@ def health_html(health: Any) -> str:
             ("has mold", _field(health, "has_mold")),
             ("last deployed", _field(health, "last_deployed_task")),
             ("deployed at", iso_time(_field(health, "last_deployed_at"))),
+            (
+                "tasks",
+                f"{_field(health, 'pending_tasks', 0)} pending, "
+                f"{_field(health, 'running_tasks', 0)} running, "
+                f"{_field(health, 'completed_tasks', 0)} completed, "
+                f"{_field(health, 'failed_tasks', 0)} failed",
+            ),
         ]
     )
     rows = [

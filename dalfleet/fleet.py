@@ -367,7 +367,8 @@ def run(
     """Dispatch the deployed task of each fleet (or the named one) to every member.
 
     Without ``handler`` the task is enqueued; with one it runs now (see
-    :meth:`Client.run`).
+    :meth:`Client.run`). The reports come in a
+    :class:`~dalfleet.models.DisplayList` (a ``list`` that Jupyter shows as one table).
 
     Raises:
         FleetNotFoundError: the named fleet does not exist.

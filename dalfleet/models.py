@@ -24,6 +24,7 @@ __all__ = [
     "Agent",
     "AgentSpec",
     "AgentState",
+    "DisplayList",
     "ExportFormat",
     "Fleet",
     "FleetHealth",
@@ -43,6 +44,7 @@ __all__ = [
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
+_T = TypeVar("_T")
 
 #: How many members a repr names before it only counts them.
 _REPR_MEMBERS = 3
@@ -115,6 +117,25 @@ class FrozenDict(Mapping[_K, _V]):
     def to_dict(self) -> dict[_K, _V]:
         """A new, mutable ``dict`` with the same items (shallow). Never raises."""
         return dict(self._data)
+
+
+class DisplayList(list[_T]):
+    """A plain ``list`` (of fleets, health values or run reports) that shows as one
+    compact HTML table in Jupyter and keeps its plain ``repr`` short (at most 400
+    characters, naming the first items). Everything else is ``list``'s own:
+    equality, JSON, slicing, mutation."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        from dalfleet import display
+
+        return display.short_repr(list(self))
+
+    def _repr_html_(self) -> str:
+        from dalfleet import display
+
+        return display.list_html(self)
 
 
 def freeze(value: Any) -> Any:

@@ -44,7 +44,7 @@ from dalfleet.executor.base import (
     load_handler,
     log,
 )
-from dalfleet.models import Fleet, MemberOutcome, RunReport, Task
+from dalfleet.models import DisplayList, Fleet, MemberOutcome, RunReport, Task
 
 if TYPE_CHECKING:
     from dalfleet.client import Client, Progress
@@ -305,7 +305,8 @@ def run(
     behaviour); with one, it runs now on ``executor`` (the client's by default),
     at most ``concurrency`` at once, each bounded by ``timeout`` seconds, under a
     ``lease`` renewed while it runs; each member's outcome is recorded once and is
-    in the report.
+    in the report. The reports come in a :class:`~dalfleet.models.DisplayList` (a
+    ``list`` that Jupyter shows as one table).
 
     Raises:
         FleetNotFoundError: the named fleet does not exist.
@@ -337,7 +338,8 @@ def run(
                 f"fleet {show_value(fleet.name)} has no members and no mold_source; "
                 "add members (add-member, add-from-mold) or create it from a mold first"
             )
-    reports = []
+    # A list that Jupyter shows as one table (SPEC §11).
+    reports: DisplayList[RunReport] = DisplayList()
     for fleet in targets:
         if not fleet.member_ids:
             fleet = _ensure_member(client, fleet)
