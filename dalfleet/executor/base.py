@@ -134,12 +134,12 @@ def load_handler(handler: Handler | str) -> Handler:
         raise HandlerError(f"handler must be a callable or 'module:function', not {quote(handler)}")
     module_name, sep, attr_path = handler.partition(":")
     if not sep or not module_name.strip() or not attr_path.strip():
-        raise HandlerError(f"invalid handler '{handler}': expected 'module:function'")
+        raise HandlerError(f"invalid handler {quote(handler)}: expected 'module:function'")
     try:
         target: Any = importlib.import_module(module_name.strip())
     except Exception as exc:
         raise HandlerError(
-            f"cannot load handler '{handler}': importing {module_name} failed "
+            f"cannot load handler {quote(handler)}: importing {module_name} failed "
             f"({type(exc).__name__}: {error_text(exc)})"
         ) from None
     for part in attr_path.strip().split("."):
@@ -147,10 +147,13 @@ def load_handler(handler: Handler | str) -> Handler:
             target = getattr(target, part)
         except AttributeError:
             raise HandlerError(
-                f"cannot load handler '{handler}': {module_name} has no attribute '{attr_path}'"
+                f"cannot load handler {quote(handler)}: {module_name} has no attribute "
+                f"{quote(attr_path)}"
             ) from None
     if not callable(target):
-        raise HandlerError(f"cannot load handler '{handler}': '{attr_path}' is not callable")
+        raise HandlerError(
+            f"cannot load handler {quote(handler)}: {quote(attr_path)} is not callable"
+        )
     loaded: Handler = target
     return loaded
 
