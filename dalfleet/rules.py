@@ -298,7 +298,7 @@ def parse_params(
     for item in items:
         if not isinstance(item, str):
             raise InvalidArgumentError(
-                f"invalid param {quote(item)}: expected a KEY=VALUE string, "
+                f"invalid param {quote(repr(item))}: expected a KEY=VALUE string, "
                 f"not {type(item).__name__}"
             )
         key, sep, value = item.partition("=")
