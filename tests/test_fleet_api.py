@@ -742,3 +742,21 @@ def test_what_a_user_may_want_to_see_is_logged(
         "fleet w: scaled to 1 agent(s); terminated 2 member(s)",
         "fleet w: deleted; terminated 1 member(s)",
     ]
+
+
+def test_a_lease_takeover_is_logged(base: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import time
+
+    client = dalfleet.Client.in_memory(base)
+    members = client.create_from_mold("w", "worker", 1).member_ids
+    client.deploy("w", "go")
+    client.run("w")
+    [claim] = client.coordinator.claim(members, "gone-worker", 1, lease=0.05)
+    while time.time() <= claim.lease_expires_at:  # the lease runs out on the wall clock
+        time.sleep(0.01)
+    with caplog.at_level("INFO", logger="dalfleet"):
+        stats = client.work("w", "dalfleet.handlers:echo", once=True)
+    assert (stats.executed, stats.recovered) == (1, 1)
+    assert "fleet w: took over 1 task(s) whose lease expired; retrying them" in [
+        r.getMessage() for r in caplog.records
+    ]
