@@ -166,6 +166,7 @@ def report_html(report: Any) -> str:
             ("executed", _field(report, "executed")),
             ("ok", ok),
             ("errors", len(errors)),
+            ("already pending", _field(report, "already_pending", 0)),
         ]
     )
     rows = [
