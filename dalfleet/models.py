@@ -452,7 +452,8 @@ class FleetHealth:
         return (
             f"FleetHealth(name={_short(self.name)!r}, status={self.status.value!r}, "
             f"member_count={self.member_count}, alive={self.alive_count}, "
-            f"has_mold={self.has_mold}, last_deployed_task={_short(self.last_deployed_task)!r})"
+            f"has_mold={self.has_mold}, last_deployed_task={_short(self.last_deployed_task)!r}, "
+            f"pending_tasks={self.pending_tasks}, failed_tasks={self.failed_tasks})"
         )
 
     def _repr_html_(self) -> str:
