@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING, Final
 
 from dalfleet.defaults import DEFAULT_TRUST_LEVEL
-from dalfleet.errors import InvalidArgumentError, StoreError
+from dalfleet.errors import InvalidArgumentError, StoreError, quote
 
 if TYPE_CHECKING:  # the CLI reads the URL without loading the coordinator package
     from dalfleet.coordinator.base import Coordinator
@@ -49,7 +49,7 @@ def open_url(url: str, *, trust_level: str = DEFAULT_TRUST_LEVEL) -> tuple[Store
     if scheme not in POSTGRES_SCHEMES:
         shown = redact_url(url) if "://" in url else url
         raise InvalidArgumentError(
-            f"unsupported backend URL {shown!r}: use postgresql://USER@HOST:PORT/DATABASE"
+            f"unsupported backend URL {quote(shown)}: use postgresql://USER@HOST:PORT/DATABASE"
         )
     try:
         from dalfleet.store.postgres import PostgresBackend

@@ -13,7 +13,6 @@ spawned by a change that then fails are terminated again.
 from __future__ import annotations
 
 import builtins
-import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -42,13 +41,14 @@ from dalfleet.errors import (
     fleet_not_found,
     quote,
 )
-from dalfleet.executor.base import Executor, Handler
+from dalfleet.executor.base import Executor, Handler, log
 from dalfleet.models import (
     AgentState,
     ExportFormat,
     Fleet,
     FleetHealth,
     HealthStatus,
+    MemberAdded,
     MemberHealth,
     MemberOutcome,
     Revision,
@@ -64,6 +64,7 @@ from dalfleet.mold import (
 )
 from dalfleet.rules import (
     check_agent_id,
+    check_base,
     check_count,
     check_existing_name,
     check_mold_source,
@@ -78,7 +79,14 @@ from dalfleet.store import JsonFileStore, MemoryStore, Store
 if TYPE_CHECKING:
     from dalfleet.rollout import Change, FleetSpec
 
-__all__ = ["Client", "MoldSource", "Params", "Progress", "WorkStats", "fleet_not_found"]
+__all__ = [
+    "Client",
+    "MoldSource",
+    "Params",
+    "Progress",
+    "WorkStats",
+    "fleet_not_found",
+]
 
 Params = Mapping[str, object] | Iterable[str] | None
 """Create-time params: a mapping, or ``"KEY=VALUE"`` strings (or None)."""
@@ -158,10 +166,11 @@ class Client:
 
         Raises:
             FileNotFoundError: ``base`` is None and the current directory no longer exists.
-            InvalidArgumentError: ``runtime`` (or ``$DALFLEET_RUNTIME``) is not ``auto``,
-                ``local`` or ``reference``.
+            InvalidArgumentError: ``base`` is not an existing directory (a mistyped path
+                must not become a new project tree); ``runtime`` (or
+                ``$DALFLEET_RUNTIME``) is not ``auto``, ``local`` or ``reference``.
         """
-        root = Path(base) if base is not None else Path.cwd()
+        root = check_base(base) if base is not None else Path.cwd()
         trust = principal_trust_level(root) if trust_level is None else trust_level
         # Where the reference keeps its agents, share them (SPEC §5, reference runtime).
         coordinator = coordinator_for_base(root, trust, runtime)
@@ -247,9 +256,10 @@ class Client:
     # -- helpers -----------------------------------------------------------------
 
     def _require(self, name: str) -> Fleet:
-        fleet = self.store.load().get(name)
+        fleets = self.store.load()
+        fleet = fleets.get(name)
         if fleet is None:
-            raise _not_found(name)
+            raise _not_found(name, fleets)
         return fleet
 
     def load_mold(self, source: MoldSource, *, confine: bool = False) -> Mold:
@@ -290,13 +300,23 @@ class Client:
         except BaseException:
             self._terminate_quietly(spawned)
             raise
+        log.info("fleet %s: spawned %d agent(s) from mold %s", fleet_name, count, mold.name)
         return spawned
 
     def _terminate_quietly(self, agent_ids: Sequence[str]) -> None:
-        if agent_ids:
+        if not agent_ids:
+            return
+        try:
+            self.coordinator.terminate(agent_ids)
+        except Exception as exc:
             # The original error is the one to report; a failing cleanup must not hide it.
-            with contextlib.suppress(Exception):
-                self.coordinator.terminate(agent_ids)
+            log.warning(
+                "could not terminate %d agent(s) spawned by a failed call (orphans now): %s",
+                len(agent_ids),
+                exc,
+            )
+        else:
+            log.info("terminated %d agent(s) spawned by a failed call", len(agent_ids))
 
     # -- the twelve operations -----------------------------------------------------
 
@@ -392,7 +412,7 @@ class Client:
             with self.store.transaction() as fleets:
                 current = fleets.get(name)
                 if current is None:
-                    raise _not_found(name)
+                    raise _not_found(name, fleets)
                 start = len(current.member_ids)
                 spawned = self._spawn(name, mold, start, count, parsed, progress)
                 fleet = attrs.evolve(
@@ -413,6 +433,18 @@ class Client:
 
     def add_member(self, name: str, agent_id: str) -> Fleet:
         """Register an existing agent ID; adding one already present changes nothing.
+        (:meth:`ensure_member` also tells which of the two happened.)
+
+        Raises:
+            InvalidArgumentError: the ID is blank or not printable.
+            FleetNotFoundError: the fleet does not exist.
+            StoreError: the store cannot be read or written.
+        """
+        return self.ensure_member(name, agent_id).fleet
+
+    def ensure_member(self, name: str, agent_id: str) -> MemberAdded:
+        """Make ``agent_id`` a member, as :meth:`add_member` does, and say whether it
+        was added (``added=False``: it already was a member; nothing changed).
 
         Raises:
             InvalidArgumentError: the ID is blank or not printable.
@@ -423,16 +455,16 @@ class Client:
         agent = check_agent_id(agent_id)
         snapshot = self._require(name)
         if agent in snapshot.member_ids:
-            return snapshot
+            return MemberAdded(snapshot, agent, added=False)
         with self.store.transaction() as fleets:
             current = fleets.get(name)
             if current is None:
-                raise _not_found(name)
+                raise _not_found(name, fleets)
             if agent in current.member_ids:
-                return current
+                return MemberAdded(current, agent, added=False)
             fleet = attrs.evolve(current, member_ids=[*current.member_ids, agent])
             fleets[name] = fleet
-        return fleet
+        return MemberAdded(fleet, agent, added=True)
 
     def deploy(self, name: str, task: str) -> Fleet:
         """Record ``task.strip()`` as the fleet's task, with the time; executes nothing.
@@ -450,7 +482,7 @@ class Client:
         with self.store.transaction() as fleets:
             current = fleets.get(name)
             if current is None:
-                raise _not_found(name)
+                raise _not_found(name, fleets)
             fleet = rollout.with_deployment(current, text)
             fleets[name] = fleet
         return fleet
@@ -488,19 +520,27 @@ class Client:
         """
         return self.store.load().get(_lookup_name(name))
 
-    def delete(self, name: str, *, teardown: bool = False) -> bool:
-        """Remove a fleet; True if removed, False if absent.
+    def delete(self, name: str, *, teardown: bool = False, missing_ok: bool = True) -> bool:
+        """Remove a fleet; True if removed, False if absent (``missing_ok=False``:
+        absent is an error instead, as ``dalfleet delete`` reports it).
 
         Metadata only, unless ``teardown=True``: then its members are terminated.
 
         Raises:
+            FleetNotFoundError: ``missing_ok=False`` and the fleet does not exist.
             StoreError: the store cannot be read or written.
         """
         _lookup_name(name)
-        if name not in self.store.load():
-            return False
+        known = self.store.load()
+        if name not in known:
+            if missing_ok:
+                return False
+            raise _not_found(name, known)
+        torn_down = teardown
         with self.store.transaction() as fleets:
             removed = fleets.pop(name, None)
+            if removed is None and not missing_ok:
+                raise _not_found(name, fleets)
             if removed is not None and teardown and self._one_transaction():
                 self.coordinator.terminate(removed.member_ids)
                 teardown = False  # done, in the same transaction
@@ -508,6 +548,11 @@ class Client:
             return False
         if teardown:
             self.coordinator.terminate(removed.member_ids)
+        log.info(
+            "fleet %s: deleted%s",
+            name,
+            f"; terminated {len(removed.member_ids)} member(s)" if torn_down else "",
+        )
         return True
 
     def _one_transaction(self) -> bool:
@@ -544,7 +589,7 @@ class Client:
         spawned: builtins.list[str] = []
         try:
             with self.store.transaction() as fleets:
-                current = fleets.get(name) or _raise(_not_found(name))
+                current = fleets.get(name) or _raise(_not_found(name, fleets))
                 have = len(current.member_ids)
                 if size == have:
                     return current
@@ -567,6 +612,9 @@ class Client:
             raise
         if removed:
             self.coordinator.terminate(removed)
+        gone = len(current.member_ids) - size
+        if gone > 0:
+            log.info("fleet %s: scaled to %d agent(s); terminated %d member(s)", name, size, gone)
         return fleet
 
     def mold_for_scale_up(self, fleet: Fleet) -> Mold:
@@ -621,7 +669,9 @@ class Client:
 
         Status is ``empty`` with no members and no mold, ``degraded`` when some
         member is terminated, else ``ok``. Members the coordinator does not know
-        (registered with add_member from elsewhere) are reported ``unknown``.
+        (registered with add_member from elsewhere) are reported ``unknown``. The
+        fleet's tasks are counted by state (``pending_tasks``, ``running_tasks``,
+        ``completed_tasks``, ``failed_tasks``) on every backend.
 
         Raises:
             FleetNotFoundError: the fleet does not exist.
@@ -646,6 +696,8 @@ class Client:
             status = HealthStatus.DEGRADED
         else:
             status = HealthStatus.OK
+        # The fleet's queue as a whole (one query), so a watcher on any host sees it drain.
+        counts = self.coordinator.task_counts(fleet.member_ids)
         return FleetHealth(
             name=fleet.name,
             member_count=len(fleet.member_ids),
@@ -654,6 +706,10 @@ class Client:
             last_deployed_at=fleet.last_deployed_at,
             status=status,
             members=members,
+            pending_tasks=counts.pending,
+            running_tasks=counts.running,
+            completed_tasks=counts.completed,
+            failed_tasks=counts.failed,
         )
 
     def export(
@@ -687,7 +743,7 @@ class Client:
         if name is not None:
             _lookup_name(name)
             if name not in fleets:
-                raise _not_found(name)
+                raise _not_found(name, fleets)
             targets = [fleets[name]]
         else:
             targets = [fleets[n] for n in sorted(fleets)]

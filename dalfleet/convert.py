@@ -265,15 +265,20 @@ def health_map(health: FleetHealth) -> dict[str, Any]:
 def to_json_document(value: Any) -> Any:
     """``value`` as plain JSON data (dicts, lists, strings, numbers, bools, None).
 
-    A fleet is its fleet-file entry; a run report gets an ``ok`` key; other models
-    are their fields; tuples become lists, read-only mappings dicts, enums their
-    values. Lists, tuples and dicts of models are converted item by item.
+    A fleet is its fleet-file entry; a run report gets an ``ok`` key; a health
+    record is its :func:`health_map` plus ``alive_count``; other models are their
+    fields; tuples become lists, read-only mappings dicts, enums their values.
+    Lists, tuples and dicts of models are converted item by item.
 
     Never raises for dalfleet's own values.
     """
     if isinstance(value, RunReport):
         document: dict[str, Any] = converter.unstructure(value)
         document["ok"] = value.ok
+        return document
+    if isinstance(value, FleetHealth):
+        document = health_map(value)
+        document["alive_count"] = value.alive_count
         return document
     if isinstance(value, (list, tuple)):
         return [to_json_document(v) for v in value]

@@ -167,7 +167,7 @@ def call(
     entry = FUNCTIONS.get(short)
     if entry is None:
         known = ", ".join(f"fleet::{n}" for n in FUNCTIONS)
-        raise UnknownFunctionError(f"unknown function '{function}' (known: {known})")
+        raise UnknownFunctionError(f"unknown function {quote(function)} (known: {known})")
     low, high, impl = entry
     if not low <= len(args) <= high:
         want = (

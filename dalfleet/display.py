@@ -121,6 +121,13 @@ def health_html(health: Any) -> str:
             ("has mold", _field(health, "has_mold")),
             ("last deployed", _field(health, "last_deployed_task")),
             ("deployed at", iso_time(_field(health, "last_deployed_at"))),
+            (
+                "tasks",
+                f"{_field(health, 'pending_tasks', 0)} pending, "
+                f"{_field(health, 'running_tasks', 0)} running, "
+                f"{_field(health, 'completed_tasks', 0)} completed, "
+                f"{_field(health, 'failed_tasks', 0)} failed",
+            ),
         ]
     )
     rows = [
@@ -159,6 +166,7 @@ def report_html(report: Any) -> str:
             ("executed", _field(report, "executed")),
             ("ok", ok),
             ("errors", len(errors)),
+            ("already pending", _field(report, "already_pending", 0)),
         ]
     )
     rows = [

@@ -9,6 +9,8 @@ arguments, ``OSError`` for the store), so callers can catch either.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from dalfleet.defaults import QUOTE_LIMIT
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "MoldSourceError",
     "StoreError",
     "UnknownFunctionError",
+    "closest_name",
     "fleet_exists",
     "fleet_not_found",
     "quote",
@@ -69,7 +72,15 @@ class FleetError(Exception):
 
 
 class FleetNotFoundError(FleetError, LookupError):
-    """A named fleet does not exist."""
+    """A named fleet does not exist.
+
+    ``suggestion`` is the existing fleet name closest to the one asked for (the
+    message then ends with ``; did you mean 'NAME'?``), or None.
+    """
+
+    def __init__(self, message: str, *, suggestion: str | None = None) -> None:
+        super().__init__(message)
+        self.suggestion = suggestion
 
 
 class FleetExistsError(FleetError, ValueError):
@@ -124,9 +135,30 @@ class HandlerError(InvalidArgumentError):
     """A task handler could not be loaded (bad ``module:function`` string)."""
 
 
-def fleet_not_found(name: str) -> FleetNotFoundError:
-    """The one ``fleet 'NAME' not found`` error (returned, not raised). Never raises."""
-    return FleetNotFoundError(f"fleet {quote(name)} not found")
+def closest_name(name: str, known: Iterable[str]) -> str | None:
+    """The name in ``known`` closest to ``name`` (a likely typo of it), or None when
+    none is close or ``name`` is itself known. Never raises."""
+    import difflib
+
+    names = sorted(n for n in known if isinstance(n, str))
+    if name in names:
+        return None
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def fleet_not_found(name: str, known: Iterable[str] = ()) -> FleetNotFoundError:
+    """The one ``fleet 'NAME' not found`` error (returned, not raised).
+
+    With ``known`` (the fleet names that do exist), a close one is suggested:
+    ``fleet 'wokers' not found; did you mean 'workers'?``, and set as the error's
+    ``suggestion``. Never raises.
+    """
+    suggestion = closest_name(name, known)
+    message = f"fleet {quote(name)} not found"
+    if suggestion is not None:
+        message += f"; did you mean {quote(suggestion)}?"
+    return FleetNotFoundError(message, suggestion=suggestion)
 
 
 def fleet_exists(name: str) -> FleetExistsError:

@@ -30,7 +30,15 @@ from dalfleet.defaults import (
     DEFAULT_WORKLOAD,
 )
 from dalfleet.executor.base import Executor, Handler
-from dalfleet.models import ExportFormat, Fleet, FleetHealth, MemberOutcome, Revision, RunReport
+from dalfleet.models import (
+    ExportFormat,
+    Fleet,
+    FleetHealth,
+    MemberAdded,
+    MemberOutcome,
+    Revision,
+    RunReport,
+)
 from dalfleet.rollout import Change, FleetSpec
 from dalfleet.store import Store
 
@@ -45,6 +53,7 @@ __all__ = [
     "current_client",
     "delete",
     "deploy",
+    "ensure_member",
     "export",
     "health",
     "history",
@@ -230,7 +239,7 @@ def create_from_mold(
     ``"k=v"`` strings) as ``last_create_params``.
 
     Raises:
-        InvalidArgumentError: bad name, count < 1 or above the cap (1000), params
+        InvalidArgumentError: bad name, count < 1 or above the cap (``MAX_COUNT``, 1000), params
             without ``=``; a blank mold source (MoldSourceError).
         FleetExistsError: the fleet exists.
         MoldNotFoundError / MoldError: the mold cannot be found, read or parsed.
@@ -278,6 +287,18 @@ def add_member(name: str, agent_id: str, base: Base = None) -> Fleet:
     return _call(base, lambda c: c.add_member(name, agent_id))
 
 
+def ensure_member(name: str, agent_id: str, base: Base = None) -> MemberAdded:
+    """Register an existing agent ID, as :func:`add_member` does, and say whether it
+    was added (``added=False``: it already was a member; nothing changed).
+
+    Raises:
+        InvalidArgumentError: the ID is blank.
+        FleetNotFoundError: the fleet does not exist.
+        StoreError: the fleet file cannot be read or written.
+    """
+    return _call(base, lambda c: c.ensure_member(name, agent_id))
+
+
 def deploy(name: str, task: str, base: Base = None) -> Fleet:
     """Record ``task.strip()`` as ``last_deployed_task`` with the time; executes nothing.
 
@@ -307,14 +328,17 @@ def show(name: str, base: Base = None) -> Fleet | None:
     return _call(base, lambda c: c.show(name))
 
 
-def delete(name: str, base: Base = None, *, teardown: bool = False) -> bool:
-    """Remove a fleet: True if removed, False if absent. ``teardown=True`` also
-    terminates its members.
+def delete(
+    name: str, base: Base = None, *, teardown: bool = False, missing_ok: bool = True
+) -> bool:
+    """Remove a fleet: True if removed, False if absent (``missing_ok=False``: an
+    error instead). ``teardown=True`` also terminates its members.
 
     Raises:
+        FleetNotFoundError: ``missing_ok=False`` and the fleet does not exist.
         StoreError: the fleet file cannot be read or written.
     """
-    return _call(base, lambda c: c.delete(name, teardown=teardown))
+    return _call(base, lambda c: c.delete(name, teardown=teardown, missing_ok=missing_ok))
 
 
 def scale(name: str, n: int, base: Base = None, *, progress: Progress | None = None) -> Fleet:
@@ -343,7 +367,8 @@ def run(
     """Dispatch the deployed task of each fleet (or the named one) to every member.
 
     Without ``handler`` the task is enqueued; with one it runs now (see
-    :meth:`Client.run`).
+    :meth:`Client.run`). The reports come in a
+    :class:`~dalfleet.models.DisplayList` (a ``list`` that Jupyter shows as one table).
 
     Raises:
         FleetNotFoundError: the named fleet does not exist.

@@ -5,7 +5,8 @@ A manifest names fleets and what each should be::
     fleets:
       workers:
         mold: mold/worker.mold.dal   # optional: the mold new members come from
-        count: 3                     # optional: the size to scale to
+        count: 3                     # optional: the size to scale to (0: empty,
+                                     # but new members come from the mold later)
         params: {env: prod}          # optional: create-time params (new fleets)
         task: Process daily logs     # optional: the task to deploy
 

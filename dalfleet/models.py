@@ -24,11 +24,13 @@ __all__ = [
     "Agent",
     "AgentSpec",
     "AgentState",
+    "DisplayList",
     "ExportFormat",
     "Fleet",
     "FleetHealth",
     "FrozenDict",
     "HealthStatus",
+    "MemberAdded",
     "MemberHealth",
     "MemberOutcome",
     "OutcomeStatus",
@@ -42,6 +44,7 @@ __all__ = [
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
+_T = TypeVar("_T")
 
 #: How many members a repr names before it only counts them.
 _REPR_MEMBERS = 3
@@ -114,6 +117,25 @@ class FrozenDict(Mapping[_K, _V]):
     def to_dict(self) -> dict[_K, _V]:
         """A new, mutable ``dict`` with the same items (shallow). Never raises."""
         return dict(self._data)
+
+
+class DisplayList(list[_T]):
+    """A plain ``list`` (of fleets, health values or run reports) that shows as one
+    compact HTML table in Jupyter and keeps its plain ``repr`` short (at most 400
+    characters, naming the first items). Everything else is ``list``'s own:
+    equality, JSON, slicing, mutation."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        from dalfleet import display
+
+        return display.short_repr(list(self))
+
+    def _repr_html_(self) -> str:
+        from dalfleet import display
+
+        return display.list_html(self)
 
 
 def freeze(value: Any) -> Any:
@@ -280,6 +302,17 @@ class Fleet:
 
 
 @attrs.frozen
+class MemberAdded:
+    """What :meth:`~dalfleet.client.Client.ensure_member` did: the fleet after the
+    call, and whether ``agent_id`` was added (False: it was already a member, and
+    nothing changed)."""
+
+    fleet: Fleet
+    agent_id: str
+    added: bool
+
+
+@attrs.frozen
 class AgentSpec:
     """A mold rendered with create-time params: what a coordinator spawns."""
 
@@ -359,6 +392,8 @@ class RunReport:
     started_at: float = 0.0
     finished_at: float = 0.0
     executed: bool = False
+    #: Tasks the members had queued or running before this run added its own.
+    already_pending: int = 0
 
     @property
     def ok(self) -> bool:
@@ -392,7 +427,9 @@ class MemberHealth:
 
 @attrs.frozen(repr=False)
 class FleetHealth:
-    """Health of a fleet: the reference's summary plus live member states."""
+    """Health of a fleet: the reference's summary plus live member states, and the
+    fleet's tasks by state (``pending_tasks`` … ``failed_tasks``, summed over members;
+    a member's own ``pending_tasks`` counts its queued and running tasks together)."""
 
     name: str
     member_count: int
@@ -401,6 +438,10 @@ class FleetHealth:
     last_deployed_at: str | None
     status: HealthStatus = attrs.field(converter=HealthStatus)
     members: tuple[MemberHealth, ...] = attrs.field(default=(), converter=_member_healths)
+    pending_tasks: int = 0
+    running_tasks: int = 0
+    completed_tasks: int = 0
+    failed_tasks: int = 0
 
     @property
     def alive_count(self) -> int:
@@ -411,7 +452,8 @@ class FleetHealth:
         return (
             f"FleetHealth(name={_short(self.name)!r}, status={self.status.value!r}, "
             f"member_count={self.member_count}, alive={self.alive_count}, "
-            f"has_mold={self.has_mold}, last_deployed_task={_short(self.last_deployed_task)!r})"
+            f"has_mold={self.has_mold}, last_deployed_task={_short(self.last_deployed_task)!r}, "
+            f"pending_tasks={self.pending_tasks}, failed_tasks={self.failed_tasks})"
         )
 
     def _repr_html_(self) -> str:

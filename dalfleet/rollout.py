@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from dalfleet.defaults import HISTORY_LIMIT
-from dalfleet.errors import InvalidArgumentError, fleet_not_found, quote
+from dalfleet.errors import InvalidArgumentError, fleet_exists, fleet_not_found, quote
 from dalfleet.models import FrozenDict, Revision, StatusEnum, freeze_params
 from dalfleet.rules import check_existing_name, check_name, check_revision, check_size, check_task
 
@@ -154,7 +154,7 @@ def rollback(client: Client, name: str, *, to_revision: int | None = None) -> Fl
     with client.store.transaction() as fleets:
         current = fleets.get(name)
         if current is None:
-            raise fleet_not_found(name)
+            raise fleet_not_found(name, fleets)
         fleet = with_deployment(current, _rollback_target(current, wanted).task)
         fleets[name] = fleet
     return fleet
@@ -172,7 +172,8 @@ def plan(
 ) -> list[Change]:
     """The changes that make ``current`` match ``specs``, in the order to apply them.
 
-    New fleets are created (from the mold with ``count`` agents, or empty); existing
+    New fleets are created (from the mold with ``count`` agents, or empty; with a
+    mold and ``count: 0``, empty but with the mold recorded for later growth); existing
     ones are scaled to ``count`` and get ``task`` deployed when it differs. A mold
     or params that differ from an existing fleet's are reported as warnings, not
     changed. With ``prune`` fleets absent from the manifest are deleted (and torn
@@ -180,8 +181,7 @@ def plan(
 
     Raises:
         InvalidArgumentError: a new fleet's name is not valid; a new fleet has a
-            count but no mold, or a mold and count 0; an existing fleet must grow
-            but has no mold.
+            count but no mold; an existing fleet must grow but has no mold.
     """
     changes: list[Change] = []
     for spec in specs:
@@ -191,13 +191,18 @@ def plan(
             check_name(spec.name)
             if spec.mold is not None:
                 count = 1 if spec.count is None else spec.count
-                if count < 1:
-                    raise _fail(where, "a new fleet needs count >= 1")
+                # count 0: an empty fleet that remembers its mold (the green side
+                # of a blue/green pair, grown later by scale or shift).
+                detail = (
+                    f"create with {count} agents from mold {spec.mold}"
+                    if count
+                    else f"create (empty) with mold {spec.mold}"
+                )
                 changes.append(
                     Change(
                         ChangeKind.CREATE,
                         spec.name,
-                        f"create with {count} agents from mold {spec.mold}",
+                        detail,
                         mold=spec.mold,
                         count=count,
                         params=spec.params,
@@ -309,6 +314,8 @@ def _apply_one(client: Client, change: Change, progress: Progress | None) -> Non
     if change.action is ChangeKind.CREATE:
         if change.mold is None:
             client.create(change.fleet)
+        elif change.count == 0:
+            _create_with_mold_only(client, change.fleet, change.mold, change.params)
         else:
             assert change.count is not None
             client.create_from_mold(
@@ -328,6 +335,20 @@ def _apply_one(client: Client, change: Change, progress: Progress | None) -> Non
         client.deploy(change.fleet, change.task)
     elif change.action is ChangeKind.DELETE:
         client.delete(change.fleet, teardown=True)
+
+
+def _create_with_mold_only(
+    client: Client, name: str, mold: str, params: FrozenDict[str, str] | None
+) -> None:
+    """Create ``name`` with no members, ``mold`` (already resolved by the caller) as its
+    ``mold_source`` and ``params`` as its ``last_create_params``."""
+    from dalfleet.models import Fleet
+
+    check_name(name)
+    with client.store.transaction() as fleets:
+        if name in fleets:
+            raise fleet_exists(name)
+        fleets[name] = Fleet(name=name, mold_source=mold, last_create_params=params)
 
 
 # -- shift -----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from dalfleet.defaults import MAX_AGENT_ID_CHARS, MAX_COUNT, MAX_NAME_CHARS, MAX_TASK_BYTES
 from dalfleet.errors import InvalidArgumentError, MoldSourceError, quote
@@ -21,6 +22,7 @@ __all__ = [
     "NAME_PATTERN",
     "RESERVED_PARAMS",
     "check_agent_id",
+    "check_base",
     "check_concurrency",
     "check_count",
     "check_existing_name",
@@ -54,6 +56,21 @@ def check_text(value: str, what: str) -> str:
     except UnicodeEncodeError:
         raise InvalidArgumentError(f"{what} {quote(value)} is not valid UTF-8 text") from None
     return value
+
+
+def check_base(base: str | os.PathLike[str]) -> Path:
+    """``base`` (a project directory) as a path, when it is an existing directory:
+    a mistyped path must not become a new project tree.
+
+    Raises:
+        InvalidArgumentError: it does not exist or is not a directory.
+    """
+    root = Path(base)
+    if not root.is_dir():
+        raise InvalidArgumentError(
+            f"base directory {quote(os.fspath(base))} does not exist or is not a directory"
+        )
+    return root
 
 
 def check_name(name: object) -> str:

@@ -34,6 +34,7 @@ from dalfleet.coordinator.base import (
     new_task_id,
     worker_identity,
 )
+from dalfleet.defaults import DEFAULT_POLL_INTERVAL
 from dalfleet.errors import InvalidArgumentError
 from dalfleet.executor.base import (
     DEFAULT_CONCURRENCY,
@@ -43,7 +44,7 @@ from dalfleet.executor.base import (
     load_handler,
     log,
 )
-from dalfleet.models import Fleet, MemberOutcome, RunReport, Task
+from dalfleet.models import DisplayList, Fleet, MemberOutcome, RunReport, Task
 
 if TYPE_CHECKING:
     from dalfleet.client import Client, Progress
@@ -272,7 +273,7 @@ def _ensure_member(client: Client, fleet: Fleet) -> Fleet:
             if current is None:
                 from dalfleet.client import fleet_not_found
 
-                raise fleet_not_found(fleet.name)
+                raise fleet_not_found(fleet.name, fleets)
             if current.member_ids:
                 return current
             params = parse_params(current.last_create_params)
@@ -304,7 +305,8 @@ def run(
     behaviour); with one, it runs now on ``executor`` (the client's by default),
     at most ``concurrency`` at once, each bounded by ``timeout`` seconds, under a
     ``lease`` renewed while it runs; each member's outcome is recorded once and is
-    in the report.
+    in the report. The reports come in a :class:`~dalfleet.models.DisplayList` (a
+    ``list`` that Jupyter shows as one table).
 
     Raises:
         FleetNotFoundError: the named fleet does not exist.
@@ -325,7 +327,7 @@ def run(
     if name is not None:
         _lookup_name(name)
         if name not in fleets:
-            raise fleet_not_found(name)
+            raise fleet_not_found(name, fleets)
         targets = [fleets[name]]
     else:
         targets = [fleets[n] for n in sorted(fleets)]
@@ -336,7 +338,8 @@ def run(
                 f"fleet {show_value(fleet.name)} has no members and no mold_source; "
                 "add members (add-member, add-from-mold) or create it from a mold first"
             )
-    reports = []
+    # A list that Jupyter shows as one table (SPEC §11).
+    reports: DisplayList[RunReport] = DisplayList()
     for fleet in targets:
         if not fleet.member_ids:
             fleet = _ensure_member(client, fleet)
@@ -370,6 +373,8 @@ def _run_fleet(
     started = time.time()
     task = Task(task_id=new_task_id(), description=fleet.last_deployed_task, fleet=fleet.name)
     worker = worker_identity() if handler is not None else None
+    # Counted before dispatching, so the report can say a queue is growing run by run.
+    before = client.coordinator.task_counts(fleet.member_ids)
     dispatched = client.coordinator.dispatch(fleet.member_ids, task, worker=worker, lease=lease)
     errors: builtins.list[str] = []
     outcomes: builtins.list[MemberOutcome] = []
@@ -392,6 +397,14 @@ def _run_fleet(
     if handler is None or worker is None:
         if progress is not None:
             progress(len(fleet.member_ids), len(fleet.member_ids))
+        log.info(
+            "fleet %s: queued the task for %d member(s) (%d task(s) were already pending)",
+            fleet.name,
+            len(fleet.member_ids) - len(errors),
+            before.pending + before.running,
+        )
+        if errors:
+            log.warning("fleet %s: %d member(s) were not dispatched to", fleet.name, len(errors))
         return RunReport(
             fleet_name=fleet.name,
             members_dispatched=len(fleet.member_ids) - len(errors),
@@ -401,6 +414,7 @@ def _run_fleet(
             started_at=started,
             finished_at=time.time(),
             executed=False,
+            already_pending=before.pending + before.running,
         )
     done = [0]
 
@@ -427,15 +441,24 @@ def _run_fleet(
             errors.append(f"{outcome.agent_id}: {outcome.error}")
     order = {agent_id: i for i, agent_id in enumerate(fleet.member_ids)}
     outcomes.sort(key=lambda o: order.get(o.agent_id, len(order)))
+    ok = sum(1 for o in outcomes if o.ok)
+    log.info(
+        "fleet %s: ran the task on %d member(s): %d ok, %d failed",
+        fleet.name,
+        len(outcomes),
+        ok,
+        len(outcomes) - ok,
+    )
     return RunReport(
         fleet_name=fleet.name,
-        members_dispatched=sum(1 for o in outcomes if o.ok),
+        members_dispatched=ok,
         errors=errors,
         task=fleet.last_deployed_task,
         outcomes=outcomes,
         started_at=started,
         finished_at=time.time(),
         executed=True,
+        already_pending=before.pending + before.running,
     )
 
 
@@ -465,7 +488,7 @@ def work(
     once: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout: float | None = None,
-    poll_interval: float = 0.5,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
     stop: threading.Event | None = None,
     max_tasks: int | None = None,
     on_outcome: Callable[[MemberOutcome], None] | None = None,
@@ -492,17 +515,16 @@ def work(
         KeyboardInterrupt: Ctrl-C; unfinished tasks were given back first.
     """
     from dalfleet.client import _lookup_name, fleet_not_found
+    from dalfleet.rules import check_poll_interval
 
     call = load_handler(handler)
     check_options(concurrency, timeout)
     seconds = check_lease(lease)
-    if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)):
-        raise InvalidArgumentError(f"poll interval must be > 0 seconds (got {poll_interval!r})")
-    if not poll_interval > 0:
-        raise InvalidArgumentError(f"poll interval must be > 0 seconds (got {poll_interval!r})")
-    fleet = client.store.load().get(_lookup_name(name))
+    poll_interval = check_poll_interval(poll_interval)
+    known = client.store.load()
+    fleet = known.get(_lookup_name(name))
     if fleet is None:
-        raise fleet_not_found(name)
+        raise fleet_not_found(name, known)
     stop_event = stop if stop is not None else threading.Event()
     chosen = _executor_of(client, executor)
     me = worker_identity()
@@ -530,7 +552,15 @@ def work(
             _idle(client.coordinator, fleet.member_ids, stop_event, poll_interval)
             continue
         seen.update(c.task.task_id for c in claimed)
-        recovered += sum(1 for c in claimed if c.attempt > 1)
+        # A task claimed a second time was held by a worker whose lease expired.
+        taken_over = sum(1 for c in claimed if c.attempt > 1)
+        if taken_over:
+            log.info(
+                "fleet %s: took over %d task(s) whose lease expired; retrying them",
+                name,
+                taken_over,
+            )
+        recovered += taken_over
         finished, gave_back = _execute(
             client,
             chosen,

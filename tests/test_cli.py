@@ -246,7 +246,7 @@ def test_health_shows_the_deployed_task(project: Path) -> None:
         f"  Deployed at: {stamp}",
         "  Status: ok",
         f"  Deployed at (UTC): {iso(stamp)}",
-        "  Alive: 2/2  Pending tasks: 2  Completed tasks: 0  Failed tasks: 0",
+        "  Alive: 2/2  Pending tasks: 2  Running tasks: 0  Completed tasks: 0  Failed tasks: 0",
     ]
 
 
@@ -315,8 +315,9 @@ def test_add_from_mold_and_add_member(project: Path, capsys: pytest.CaptureFixtu
     code, out, _ = run_main(capsys, "add-member", "w", "agent_elsewhere")
     assert (code, out) == (0, "✅ Added agent agent_elsewhere to fleet 'w'\n")
     # An existing member: the reference prints the same line and changes nothing.
-    code, out, _ = run_main(capsys, "add-member", "w", "agent_elsewhere")
+    code, out, err = run_main(capsys, "add-member", "w", "agent_elsewhere")
     assert (code, out) == (0, "✅ Added agent agent_elsewhere to fleet 'w'\n")
+    assert err == "note: agent agent_elsewhere was already a member of fleet 'w'; nothing changed\n"
     entry = fleet_file(project)["w"]
     assert len(entry["member_ids"]) == 3
     assert entry["mold_source"] == "worker"
@@ -559,8 +560,9 @@ def test_worker_once_drains_tasks_queued_by_another_process(
     ok(dalfleet("create", "w", "--from-mold", "worker", "--count", "3", cwd=project))
     ok(dalfleet("deploy", "w", "Process logs", cwd=project))
     ok(dalfleet("run", "w", cwd=project))
-    assert "  Alive: 3/3  Pending tasks: 3  Completed tasks: 0  Failed tasks: 0" in ok(
-        dalfleet("health", "w", cwd=project)
+    assert (
+        "  Alive: 3/3  Pending tasks: 3  Running tasks: 0  Completed tasks: 0  Failed tasks: 0"
+        in ok(dalfleet("health", "w", cwd=project))
     )
     ids = fleet_file(project)["w"]["member_ids"]
     result = dalfleet(
@@ -582,8 +584,9 @@ def test_worker_once_drains_tasks_queued_by_another_process(
         ]
     )
     assert lines[-1] == "Worker for fleet 'w': executed 3 (2 ok, 1 failed, 0 released)"
-    assert "  Alive: 3/3  Pending tasks: 0  Completed tasks: 2  Failed tasks: 1" in ok(
-        dalfleet("health", "w", cwd=project)
+    assert (
+        "  Alive: 3/3  Pending tasks: 0  Running tasks: 0  Completed tasks: 2  Failed tasks: 1"
+        in ok(dalfleet("health", "w", cwd=project))
     )
     again = dalfleet(
         "worker",

@@ -100,3 +100,21 @@ def test_unprintable_values_never_raise() -> None:
     assert display.short_repr(Bad()) == "<unprintable Bad>"
     assert display.iso_time("not a number") == "not a number"
     assert display.iso_time(None) is None
+
+
+def test_run_returns_a_list_that_shows_as_one_table(tmp_path: object) -> None:
+    with fleet.using(memory=True):
+        fleet.create_from_mold("a", "worker", 2)
+        fleet.create_from_mold("b", "worker", 1)
+        fleet.deploy("a", "task <one>")
+        fleet.deploy("b", "task two")
+        reports = fleet.run()
+        health = fleet.health("a")
+    assert isinstance(reports, list) and len(reports) == 2
+    assert reports == list(reports) and reports[0].fleet_name == "a"
+    out = reports._repr_html_()  # type: ignore[attr-defined]
+    assert len(re.findall(r"<tr><td>RunReport", out)) == 2
+    assert "task &lt;one&gt;" in out and "<one>" not in out
+    assert repr(reports).startswith("[RunReport(fleet_name='a'")
+    assert len(repr(type(reports)(reports * 400))) <= display.MAX_REPR
+    assert "2 pending, 0 running, 0 completed, 0 failed" in health._repr_html_()

@@ -246,6 +246,19 @@ def test_add_member_registers_and_is_idempotent(ctx: Ctx) -> None:
     assert f.member_ids == ("agent_ext",)
 
 
+def test_ensure_member_says_whether_the_id_was_added(ctx: Ctx) -> None:
+    ctx.create("w")
+    first = ctx.ensure_member("w", " agent_ext ")
+    assert (first.added, first.agent_id, first.fleet.member_ids) == (
+        True,
+        "agent_ext",
+        ("agent_ext",),
+    )
+    again = ctx.ensure_member("w", "agent_ext")
+    assert (again.added, again.fleet) == (False, first.fleet)
+    assert ctx.show("w").member_ids == ("agent_ext",)
+
+
 @pytest.mark.parametrize("agent_id", ["", "   ", "\t"])
 def test_add_member_blank_id(ctx: Ctx, agent_id: str) -> None:
     ctx.create("w")
@@ -309,6 +322,27 @@ def test_delete_reports_whether_removed(ctx: Ctx) -> None:
     assert ctx.delete("w") is True
     assert ctx.delete("w") is False
     assert ctx.list() == []
+
+
+def test_delete_of_a_missing_fleet_can_be_an_error(ctx: Ctx) -> None:
+    ctx.create("workers")
+    with pytest.raises(FleetNotFoundError) as caught:
+        ctx.delete("wokers", missing_ok=False)
+    assert str(caught.value) == "fleet 'wokers' not found; did you mean 'workers'?"
+    assert caught.value.suggestion == "workers"
+    assert ctx.delete("workers", missing_ok=False) is True
+    assert ctx.list() == []
+
+
+def test_a_mistyped_name_gets_a_suggestion_from_the_library(ctx: Ctx) -> None:
+    ctx.create("workers")
+    with pytest.raises(
+        FleetNotFoundError, match=r"^fleet 'wokers' not found; did you mean 'workers'\?$"
+    ):
+        ctx.health("wokers")
+    with pytest.raises(FleetNotFoundError) as caught:
+        ctx.deploy("zzz", "task")
+    assert (str(caught.value), caught.value.suggestion) == ("fleet 'zzz' not found", None)
 
 
 def test_delete_is_metadata_only_by_default(ctx: Ctx) -> None:
@@ -405,6 +439,9 @@ def test_run_dispatches_to_every_member(ctx: Ctx) -> None:
     assert report.errors == ()
     assert [o.status for o in report.outcomes] == ["queued"] * 3
     assert [m.pending_tasks for m in ctx.health("w").members] == [1, 1, 1]
+    assert report.already_pending == 0
+    [again] = ctx.run("w")
+    assert again.already_pending == 3  # the first run's tasks, still queued
 
 
 def test_run_skips_fleets_without_a_task(ctx: Ctx) -> None:
@@ -481,6 +518,21 @@ def test_health_ok_with_members(ctx: Ctx) -> None:
     assert (h.member_count, h.has_mold, h.status) == (2, True, "ok")
     assert h.last_deployed_task == "go"
     assert [m.state for m in h.members] == [AgentState.ALIVE] * 2
+
+
+def test_health_counts_the_fleets_tasks_by_state(ctx: Ctx) -> None:
+    ctx.create_from_mold("w", "worker", 2)
+    h = ctx.health("w")
+    assert (h.pending_tasks, h.running_tasks, h.completed_tasks, h.failed_tasks) == (0, 0, 0, 0)
+    ctx.deploy("w", "go")
+    ctx.run("w")
+    ctx.run("w")
+    h = ctx.health("w")
+    assert (h.pending_tasks, h.running_tasks, h.completed_tasks, h.failed_tasks) == (4, 0, 0, 0)
+    [report] = ctx.run("w", handler="dalfleet.handlers:echo")
+    assert report.already_pending == 4
+    h = ctx.health("w")
+    assert (h.pending_tasks, h.completed_tasks, h.failed_tasks) == (4, 2, 0)
 
 
 def test_health_unknown_members_keep_status_ok(ctx: Ctx) -> None:
@@ -659,3 +711,52 @@ def test_using_and_configure_accept_shorthands(base: Path, in_base: Path) -> Non
     fleet.configure()
     assert fleet.list() == []
     assert fleet.list(other) == ["there"]
+
+
+def test_a_base_that_is_not_a_directory_is_an_error(base: Path) -> None:
+    missing = base / "no" / "such"
+    with pytest.raises(InvalidArgumentError, match=r"base directory '.*such' does not exist"):
+        dalfleet.Client.for_base(missing)
+    with pytest.raises(InvalidArgumentError, match="does not exist or is not a directory"):
+        fleet.create("w", missing)
+    (base / "file").write_text("x", encoding="utf-8")
+    with pytest.raises(InvalidArgumentError, match="is not a directory"):
+        fleet.list(base / "file")
+    assert not (base / "no").exists()
+
+
+def test_what_a_user_may_want_to_see_is_logged(
+    base: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="dalfleet"), fleet.using(memory=True, base=base):
+        fleet.create_from_mold("w", "worker", 3)
+        fleet.deploy("w", "go")
+        fleet.run("w")
+        fleet.run("w", handler="dalfleet.handlers:echo")
+        fleet.scale("w", 1)
+        fleet.delete("w", teardown=True)
+    assert [r.getMessage() for r in caplog.records if r.name == "dalfleet"] == [
+        "fleet w: spawned 3 agent(s) from mold worker",
+        "fleet w: queued the task for 3 member(s) (0 task(s) were already pending)",
+        "fleet w: ran the task on 3 member(s): 3 ok, 0 failed",
+        "fleet w: scaled to 1 agent(s); terminated 2 member(s)",
+        "fleet w: deleted; terminated 1 member(s)",
+    ]
+
+
+def test_a_lease_takeover_is_logged(base: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import time
+
+    client = dalfleet.Client.in_memory(base)
+    members = client.create_from_mold("w", "worker", 1).member_ids
+    client.deploy("w", "go")
+    client.run("w")
+    [claim] = client.coordinator.claim(members, "gone-worker", 1, lease=0.05)
+    while time.time() <= claim.lease_expires_at:  # the lease runs out on the wall clock
+        time.sleep(0.01)
+    with caplog.at_level("INFO", logger="dalfleet"):
+        stats = client.work("w", "dalfleet.handlers:echo", once=True)
+    assert (stats.executed, stats.recovered) == (1, 1)
+    assert "fleet w: took over 1 task(s) whose lease expired; retrying them" in [
+        r.getMessage() for r in caplog.records
+    ]

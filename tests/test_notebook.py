@@ -88,9 +88,11 @@ def test_the_quickstart_notebook_runs_and_shows_tables(
     assert all(0 < n <= MAX_REPR for n in sizes), sizes
 
     shown = [
-        c for c in code if c.source.rstrip().splitlines()[-1] in ("workers", "report", "health")
+        c
+        for c in code
+        if c.source.rstrip().splitlines()[-1] in ("workers", "report", "health", "reports")
     ]
-    assert len(shown) == 3
+    assert len(shown) == 4
     if hasattr(Fleet, "_repr_html_"):  # the models' own notebook hooks
         for cell in shown:
             [result] = outputs_of(cell)

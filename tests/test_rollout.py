@@ -90,6 +90,29 @@ def test_a_different_mold_is_a_warning_not_a_change(base: Path) -> None:
     assert fleet.show("w", base).mold_source == "worker"  # type: ignore[union-attr]
 
 
+def test_apply_declares_an_empty_fleet_with_a_mold_for_blue_green(base: Path) -> None:
+    fleet.create_from_mold("blue", "worker", 2, base)
+    manifest = "fleets: {green: {mold: worker, count: 0, params: {env: prod}}}"
+    before = snapshot(base)
+    planned = fleet.apply(manifest, base, dry_run=True)
+    assert [(c.symbol, c.action, c.detail) for c in planned] == [
+        ("+", "create", "create (empty) with mold worker")
+    ]
+    assert snapshot(base) == before
+    assert actions(fleet.apply(manifest, base)) == [("create", "green")]
+    green = fleet.show("green", base)
+    assert green is not None
+    assert (green.member_ids, green.mold_source, green.last_create_params) == (
+        (),
+        "worker",
+        {"env": "prod"},
+    )
+    assert fleet.health("green", base).status == "ok"  # it has a mold
+    assert fleet.apply(manifest, base) == []  # idempotent
+    _, green = fleet.shift("blue", "green", 1, base)
+    assert len(green.member_ids) == 1
+
+
 def test_list_form_manifest(base: Path) -> None:
     specs = parse_manifest("fleets:\n  - name: a\n    mold: worker\n    count: 2\n  - name: b\n")
     assert [(s.name, s.count) for s in specs] == [("a", 2), ("b", None)]
@@ -110,7 +133,6 @@ def test_list_form_manifest(base: Path) -> None:
         ("fleets: [{name: a}, {name: a}]", "named twice"),
         ("fleets: {'bad name': {}}", "invalid fleet name"),
         ("fleets: {w: {count: 2}}", "count needs a mold"),
-        ("fleets: {w: {mold: worker, count: 0}}", "count >= 1"),
         ("fleets: {w: {mold: nope, count: 1}}", "mold 'nope' not found"),
     ],
 )

@@ -90,25 +90,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv == ["--version"]:
         return _version()
     from dalfleet.cli import output
-    from dalfleet.errors import FleetError, FleetNotFoundError
+    from dalfleet.errors import FleetError
 
-    args: argparse.Namespace | None = None
     for stream in (sys.stdout, sys.stderr):
         # A terminal or pipe that cannot encode ✅ or a name gets an escape, not a crash.
         with contextlib.suppress(AttributeError, ValueError, OSError):
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     try:
-        args = build_parser().parse_args(argv)
-        return _dispatch(args)
+        return _dispatch(build_parser().parse_args(argv))
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return _exit_code(exc.code)
     except FleetError as exc:
-        message = str(exc)
-        if isinstance(exc, FleetNotFoundError) and args is not None:
-            from dalfleet.cli.commands import suggest_fleet
-
-            message += suggest_fleet(args)
-        output.error_line(message)
+        output.error_line(str(exc))
         return EXIT_ERROR
     except KeyboardInterrupt:
         output.error_line("interrupted")

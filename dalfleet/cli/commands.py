@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from dalfleet.models import Fleet, MemberOutcome, RunReport
     from dalfleet.store import Store
 
-__all__ = ["Command", "suggest_fleet"]
+__all__ = ["Command"]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -50,18 +50,11 @@ NO_MOLDS = "No local molds found (looked in ., mold/, mold/samples for *.mold.da
 
 def _base(args: argparse.Namespace) -> Path:
     """The project directory: ``--base DIR`` (which must exist) or the current directory."""
-    from dalfleet.errors import FleetError
-    from dalfleet.errors import quote as show_value
-
     if args.base is None:
         return Path.cwd()
-    base = Path(args.base)
-    if not base.is_dir():
-        # Writing the fleet file would create the directory tree; a typo should not.
-        raise FleetError(
-            f"base directory {show_value(args.base)} does not exist or is not a directory"
-        )
-    return base
+    from dalfleet.rules import check_base
+
+    return check_base(args.base)
 
 
 def _url(args: argparse.Namespace) -> str | None:
@@ -128,23 +121,6 @@ def _fleet_json(fleet: Fleet) -> dict[str, Any]:
 def _q(name: str) -> str:
     # The reference quotes names as '{}'; control characters are escaped on output.
     return f"'{name}'"
-
-
-def suggest_fleet(args: argparse.Namespace) -> str:
-    """``"; did you mean 'workers'?"`` for a mistyped fleet name of this command, or
-    ``""`` when no existing fleet name is close. Never raises."""
-    import difflib
-
-    try:
-        names = sorted(_fleets(args))
-    except Exception:
-        return ""
-    for typed in (getattr(args, key, None) for key in ("name", "source", "target")):
-        if isinstance(typed, str) and typed not in names:
-            close = difflib.get_close_matches(typed, names, n=1, cutoff=0.6)
-            if close:
-                return f"; did you mean {_q(close[0])}?"
-    return ""
 
 
 # -- the reference's commands ----------------------------------------------------------
@@ -304,14 +280,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
     Raises:
         FleetError: what the library raised (printed by ``main`` as one line).
     """
-    from dalfleet.client import fleet_not_found
-
     with _client(args) as client:
-        removed = client.delete(args.name, teardown=args.teardown)
-    if not removed:
-        # The library reports absence as False (SPEC §2); the reference's command
-        # makes it an error, and so do we.
-        raise fleet_not_found(args.name)
+        # The library's default reports absence as False (SPEC §2); the reference's
+        # command makes it an error, and so do we.
+        client.delete(args.name, teardown=args.teardown, missing_ok=False)
     if args.json:
         output.print_json({"deleted": True, "name": args.name, "teardown": args.teardown})
     else:
@@ -354,18 +326,23 @@ def cmd_add_from_mold(args: argparse.Namespace) -> int:
 
 
 def cmd_add_member(args: argparse.Namespace) -> int:
-    """``dalfleet add-member NAME ID``; an existing member is accepted silently, as in
-    the reference.
+    """``dalfleet add-member NAME ID``; an existing member changes nothing and gets
+    the reference's line too (plus a note on stderr).
 
     Raises:
         FleetError: what the library raised (printed by ``main`` as one line).
     """
     with _client(args) as client:
-        fleet = client.add_member(args.name, args.agent_id)
+        result = client.ensure_member(args.name, args.agent_id)
     if args.json:
-        output.print_json(_fleet_json(fleet))
-    else:
-        line(f"✅ Added agent {args.agent_id} to fleet {_q(args.name)}")
+        output.print_json(_fleet_json(result.fleet))
+        return EXIT_OK
+    line(f"✅ Added agent {args.agent_id} to fleet {_q(args.name)}")
+    if not result.added:
+        output.warning_line(
+            f"note: agent {result.agent_id} was already a member of fleet {_q(args.name)};"
+            " nothing changed"
+        )
     return EXIT_OK
 
 
@@ -381,13 +358,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.timeout is not None:
         options["timeout"] = args.timeout
     label = "running" if args.handler is not None else "dispatching"
-    with _client(args) as client:
-        with _progress(args, label) as progress:
-            reports = client.run(args.name, handler=args.handler, progress=progress, **options)
-        already = {} if args.json else _already_pending(client, reports)
+    with _client(args) as client, _progress(args, label) as progress:
+        reports = client.run(args.name, handler=args.handler, progress=progress, **options)
     failed = any(not report.ok for report in reports)
     if args.json:
-        output.print_json([{**output.plain(report), "ok": report.ok} for report in reports])
+        output.print_json(reports)
         return EXIT_ERROR if failed else EXIT_OK
     if not reports:
         line(NO_RUNS)
@@ -399,7 +374,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         line(f"Fleet {_q(report.fleet_name)}: dispatched to {report.members_dispatched} member(s)")
         for error in report.errors:
             output.warning_line(f"  ⚠ {output.one_line(error, limit=500)}")
-        waiting = already.get(report.fleet_name, 0)
+        waiting = report.already_pending
         if waiting:
             output.warning_line(
                 f"note: {waiting} task(s) were already pending for fleet {_q(report.fleet_name)}"
@@ -407,21 +382,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"{report.fleet_name} --handler MOD:FN)"
             )
     return EXIT_ERROR if failed else EXIT_OK
-
-
-def _already_pending(client: Client, reports: Sequence[RunReport]) -> dict[str, int]:
-    """Per fleet, how many queued tasks there were besides the ones this run queued."""
-    found: dict[str, int] = {}
-    for report in reports:
-        if report.executed or not report.members_dispatched:
-            continue
-        try:
-            health = client.health(report.fleet_name)
-        except Exception:  # a note is not worth failing a run that succeeded
-            continue
-        pending = sum(member.pending_tasks for member in health.members)
-        found[report.fleet_name] = max(0, pending - report.members_dispatched)
-    return found
 
 
 def _executed_lines(report: RunReport) -> None:
@@ -443,21 +403,8 @@ def cmd_health(args: argparse.Namespace) -> int:
     """
     with _client(args) as client:
         health = client.health(args.name)
-        # The fleet's queue as a whole, so a watcher on any host sees a drain progress.
-        counts = client.coordinator.task_counts([m.agent_id for m in health.members])
     if args.json:
-        from dalfleet.dal import health_map
-
-        output.print_json(
-            {
-                **health_map(health),
-                "alive_count": health.alive_count,
-                "pending_tasks": counts.pending,
-                "running_tasks": counts.running,
-                "completed_tasks": counts.completed,
-                "failed_tasks": counts.failed,
-            }
-        )
+        output.print_json(health)
         return EXIT_OK
     line(f"Fleet: {health.name}")
     line(f"  Members: {health.member_count}")
@@ -471,12 +418,10 @@ def cmd_health(args: argparse.Namespace) -> int:
     stamp = output.iso_time(health.last_deployed_at)
     if stamp is not None:
         line(f"  Deployed at (UTC): {stamp}")
-    pending = sum(member.pending_tasks for member in health.members)
-    failed = sum(member.failed_tasks for member in health.members)
-    completed = sum(member.completed_tasks for member in health.members)
     line(
         f"  Alive: {health.alive_count}/{health.member_count}"
-        f"  Pending tasks: {pending}  Completed tasks: {completed}  Failed tasks: {failed}"
+        f"  Pending tasks: {health.pending_tasks}  Running tasks: {health.running_tasks}"
+        f"  Completed tasks: {health.completed_tasks}  Failed tasks: {health.failed_tasks}"
     )
     for member in health.members:
         if output.text_of(member.state) != "alive":

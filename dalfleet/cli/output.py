@@ -143,7 +143,7 @@ def iso_time(raw: str | float | None) -> str | None:
 
 def plain(value: Any) -> Any:
     """``value`` as plain JSON data: attrs instances are unstructured by
-    :data:`dalfleet.convert.converter`, mappings become dicts,
+    :func:`dalfleet.convert.to_json_document`, mappings become dicts,
     sequences lists, enums their value; NaN and infinities become None (JSON has no
     such numbers); anything else unknown becomes its ``repr``. Never raises for
     values whose ``repr`` does not raise."""
@@ -164,11 +164,11 @@ def plain(value: Any) -> Any:
     import attrs
 
     if attrs.has(type(value)):
-        from dalfleet.convert import converter
+        from dalfleet.convert import to_json_document
 
         # The one converter makes the shape; this pass only makes it strict JSON.
         try:
-            shaped = converter.unstructure(value)
+            shaped = to_json_document(value)
         except Exception:  # a handler's own attrs class the converter cannot take
             return repr(value)
         return plain(shaped)

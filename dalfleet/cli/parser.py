@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from dalfleet.cli import commands
 from dalfleet.cli.output import PROG
+from dalfleet.defaults import DEFAULT_IMAGE, DEFAULT_LEASE, DEFAULT_POLL_INTERVAL
 from dalfleet.errors import quote as show_value
 
 # typing.TYPE_CHECKING without importing typing (start-up time of every command)
@@ -431,7 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", metavar="FORMAT", default="k8s", help="k8s, docker-compose or compose"
     )
     p.add_argument(
-        "--image", metavar="IMG", type=_text, help="container image (default dal-agent:latest)"
+        "--image",
+        metavar="IMG",
+        type=_text,
+        help=f"container image (default {DEFAULT_IMAGE})",
     )
     p.add_argument("--namespace", metavar="NS", type=_text, help="Kubernetes namespace")
     p.add_argument(
@@ -489,14 +493,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="stop when the queue is empty")
     p.add_argument("--concurrency", metavar="N", type=_whole_number, help="at most N tasks at once")
     p.add_argument("--timeout", metavar="SECS", type=_seconds, help="per-task time limit")
-    p.add_argument("--poll", metavar="SECS", type=_seconds, help="idle poll interval (0.5)")
+    p.add_argument(
+        "--poll",
+        metavar="SECS",
+        type=_seconds,
+        help=f"idle poll interval ({DEFAULT_POLL_INTERVAL:g})",
+    )
     p.add_argument("--max-tasks", metavar="N", type=_whole_number, help="stop after N tasks")
     p.add_argument(
         "--lease",
         metavar="SECS",
         type=_seconds,
         help="claim tasks for SECS, renewed while they run; a dead worker's tasks "
-        "are taken over when it expires (30)",
+        f"are taken over when it expires ({DEFAULT_LEASE:g})",
     )
 
     p = _sub(

@@ -66,7 +66,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 import attrs
 
 from dalfleet.defaults import DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS  # re-exported for backends
-from dalfleet.errors import CoordinatorError, InvalidArgumentError
+from dalfleet.errors import CoordinatorError, InvalidArgumentError, quote
 from dalfleet.models import Agent, AgentSpec, AgentState, Task
 
 __all__ = [
@@ -477,7 +477,7 @@ def unique_ids(ids: Sequence[str], what: str = "agent_ids") -> list[str]:
         InvalidArgumentError: ``ids`` is a single string rather than a sequence of IDs.
     """
     if isinstance(ids, str):
-        raise InvalidArgumentError(f"{what} must be a sequence of IDs, not the string {ids!r}")
+        raise InvalidArgumentError(f"{what} must be a sequence of IDs, not the string {quote(ids)}")
     return list(dict.fromkeys(ids))
 
 
@@ -488,7 +488,7 @@ def check_lease(lease: float) -> float:
         InvalidArgumentError: ``lease`` is not a number > 0 (or is not finite).
     """
     if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not 0 < lease < 1e12:
-        raise InvalidArgumentError(f"lease must be a number of seconds > 0 (got {lease!r})")
+        raise InvalidArgumentError(f"lease must be a number of seconds > 0 (got {quote(lease)})")
     return float(lease)
 
 
@@ -554,7 +554,7 @@ def encode_spec(spec: AgentSpec) -> str:
     try:
         return _SPEC_ENCODER.encode(converter.unstructure(spec))
     except (TypeError, ValueError) as exc:
-        raise CoordinatorError(f"agent spec {spec.name!r} cannot be stored: {exc}") from exc
+        raise CoordinatorError(f"agent spec {quote(spec.name)} cannot be stored: {exc}") from exc
 
 
 def decode_spec(text: str) -> AgentSpec:
@@ -678,5 +678,7 @@ def check_max_attempts(max_attempts: int) -> int:
         InvalidArgumentError: it is not an int >= 1.
     """
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise InvalidArgumentError(f"max_attempts must be an integer >= 1 (got {max_attempts!r})")
+        raise InvalidArgumentError(
+            f"max_attempts must be an integer >= 1 (got {quote(max_attempts)})"
+        )
     return max_attempts

@@ -54,7 +54,7 @@ from dalfleet.coordinator.base import (
     unique_ids,
 )
 from dalfleet.defaults import DEFAULT_TRUST_LEVEL
-from dalfleet.errors import CoordinatorError
+from dalfleet.errors import CoordinatorError, quote
 from dalfleet.models import Agent, AgentSpec, AgentState, Task
 
 __all__ = ["DB_RELPATH", "SCHEMA_VERSION", "LocalCoordinator"]
@@ -1001,7 +1001,7 @@ class LocalCoordinator:
         except CoordinatorError as exc:  # the row was changed by hand
             raise CoordinatorError(
                 f"local runtime database {self.path}: the stored spec of agent "
-                f"'{agent_id}' is unreadable"
+                f"{quote(agent_id)} is unreadable"
             ) from exc
 
     def _error(self, exc: BaseException) -> CoordinatorError:

@@ -46,6 +46,7 @@ from dalfleet.coordinator.base import (
     storable_text,
     unique_ids,
 )
+from dalfleet.defaults import DEFAULT_TRUST_LEVEL
 from dalfleet.models import Agent, AgentSpec, AgentState, Task
 
 __all__ = ["ON_CREATE", "ON_DESTROY", "MemoryCoordinator"]
@@ -107,7 +108,7 @@ class MemoryCoordinator:
 
     def __init__(
         self,
-        trust_level: str = "sandboxed",
+        trust_level: str = DEFAULT_TRUST_LEVEL,
         *,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         id_factory: Callable[[], str] | None = None,

@@ -55,6 +55,7 @@ from dalfleet.coordinator.base import (
     unique_ids,
 )
 from dalfleet.coordinator.memory import ON_CREATE, ON_DESTROY
+from dalfleet.defaults import DEFAULT_TRUST_LEVEL
 from dalfleet.errors import CoordinatorError
 from dalfleet.models import Agent, AgentSpec, AgentState, Task
 from dalfleet.store.postgres import (
@@ -144,7 +145,7 @@ class PostgresCoordinator:
         cls,
         url: str,
         *,
-        trust_level: str = "sandboxed",
+        trust_level: str = DEFAULT_TRUST_LEVEL,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> PostgresCoordinator:
         """A coordinator on its own backend for ``url`` (nothing connects yet).

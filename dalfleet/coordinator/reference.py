@@ -54,7 +54,8 @@ from dalfleet.coordinator.base import (
     check_lease,
     refused_error,
 )
-from dalfleet.errors import CoordinatorError, InvalidArgumentError, StoreError
+from dalfleet.defaults import DEFAULT_TRUST_LEVEL
+from dalfleet.errors import CoordinatorError, InvalidArgumentError, StoreError, quote
 from dalfleet.models import Agent, AgentSpec, AgentState, Task
 from dalfleet.mold.model import normalize_agent_type
 from dalfleet.store.jsonfile import fsync_dir, locked_file, read_own_file, replace_file
@@ -257,7 +258,7 @@ def spec_of(context: Mapping[str, Any]) -> AgentSpec:
     """
     config = context.get("config")
     if not isinstance(config, dict):
-        raise CoordinatorError(f"stored agent {context.get('agent_id')!r} has no config")
+        raise CoordinatorError(f"stored agent {quote(context.get('agent_id'))} has no config")
     try:
         raw_type = str(config.get("agent_type", "ai"))
         metadata = {
@@ -276,7 +277,7 @@ def spec_of(context: Mapping[str, Any]) -> AgentSpec:
             learning=bool(config.get("learning_enabled", False)),
             communication=bool(config.get("communication_enabled", False)),
             coordination=bool(config.get("coordination_enabled", False)),
-            trust_level=str(config.get("trust_level") or "sandboxed"),
+            trust_level=str(config.get("trust_level") or DEFAULT_TRUST_LEVEL),
             metadata=metadata,
             lifecycle={
                 h: str(hooks[h]) for h in _HOOKS if isinstance(hooks, dict) and hooks.get(h)
@@ -284,7 +285,7 @@ def spec_of(context: Mapping[str, Any]) -> AgentSpec:
         )
     except (TypeError, ValueError, AttributeError) as exc:
         raise CoordinatorError(
-            f"stored agent {context.get('agent_id')!r} cannot be read: {exc}"
+            f"stored agent {quote(context.get('agent_id'))} cannot be read: {exc}"
         ) from None
 
 
@@ -439,7 +440,7 @@ class ReferenceRuntime:
         for task in tasks:
             if task.priority not in _PRIORITIES:
                 raise InvalidArgumentError(
-                    f"invalid priority {task.priority!r}: expected {', '.join(_PRIORITIES)}"
+                    f"invalid priority {quote(task.priority)}: expected {', '.join(_PRIORITIES)}"
                 )
         if not tasks:
             return
@@ -674,7 +675,7 @@ def _queued(snapshot: Mapping[str, Any]) -> list[QueuedTask]:
 def _ids(agent_ids: Sequence[str]) -> list[str]:
     if isinstance(agent_ids, str):
         raise InvalidArgumentError(
-            f"agent_ids must be a sequence of IDs, not the string {agent_ids!r}"
+            f"agent_ids must be a sequence of IDs, not the string {quote(agent_ids)}"
         )
     return list(dict.fromkeys(agent_ids))
 
@@ -710,7 +711,7 @@ class ReferenceCoordinator:
     def __init__(
         self,
         base: str | os.PathLike[str],
-        trust_level: str = "sandboxed",
+        trust_level: str = DEFAULT_TRUST_LEVEL,
         *,
         max_attempts: int | None = None,
         runtime: ReferenceRuntime | None = None,
@@ -1120,7 +1121,7 @@ def coordinator_for_base(
     if chosen not in _RUNTIMES:
         source = "runtime" if runtime is not None else f"${RUNTIME_ENV}"
         raise InvalidArgumentError(
-            f"{source} must be one of {', '.join(_RUNTIMES)}, not {chosen!r}"
+            f"{source} must be one of {', '.join(_RUNTIMES)}, not {quote(chosen)}"
         )
     if chosen == "reference" or (
         chosen == "auto" and ReferenceRuntime(base, path=runtime_path(base, env)).exists()

@@ -34,7 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from dalfleet.coordinator.base import ClaimedTask, storable_text
 from dalfleet.defaults import DEFAULT_CONCURRENCY  # re-exported for executors
-from dalfleet.errors import HandlerError, InvalidArgumentError
+from dalfleet.errors import HandlerError, InvalidArgumentError, quote
 from dalfleet.models import Agent, MemberOutcome, Task
 
 __all__ = [
@@ -114,11 +114,11 @@ def check_options(concurrency: int, timeout: float | None) -> None:
             not None and not a number > 0.
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise InvalidArgumentError(f"concurrency must be >= 1 (got {concurrency!r})")
+        raise InvalidArgumentError(f"concurrency must be >= 1 (got {quote(concurrency)})")
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
     ):
-        raise InvalidArgumentError(f"timeout must be > 0 seconds (got {timeout!r})")
+        raise InvalidArgumentError(f"timeout must be > 0 seconds (got {quote(timeout)})")
 
 
 def load_handler(handler: Handler | str) -> Handler:
@@ -131,15 +131,15 @@ def load_handler(handler: Handler | str) -> Handler:
     if callable(handler):
         return handler
     if not isinstance(handler, str):
-        raise HandlerError(f"handler must be a callable or 'module:function', not {handler!r}")
+        raise HandlerError(f"handler must be a callable or 'module:function', not {quote(handler)}")
     module_name, sep, attr_path = handler.partition(":")
     if not sep or not module_name.strip() or not attr_path.strip():
-        raise HandlerError(f"invalid handler '{handler}': expected 'module:function'")
+        raise HandlerError(f"invalid handler {quote(handler)}: expected 'module:function'")
     try:
         target: Any = importlib.import_module(module_name.strip())
     except Exception as exc:
         raise HandlerError(
-            f"cannot load handler '{handler}': importing {module_name} failed "
+            f"cannot load handler {quote(handler)}: importing {module_name} failed "
             f"({type(exc).__name__}: {error_text(exc)})"
         ) from None
     for part in attr_path.strip().split("."):
@@ -147,10 +147,13 @@ def load_handler(handler: Handler | str) -> Handler:
             target = getattr(target, part)
         except AttributeError:
             raise HandlerError(
-                f"cannot load handler '{handler}': {module_name} has no attribute '{attr_path}'"
+                f"cannot load handler {quote(handler)}: {module_name} has no attribute "
+                f"{quote(attr_path)}"
             ) from None
     if not callable(target):
-        raise HandlerError(f"cannot load handler '{handler}': '{attr_path}' is not callable")
+        raise HandlerError(
+            f"cannot load handler {quote(handler)}: {quote(attr_path)} is not callable"
+        )
     loaded: Handler = target
     return loaded
 

@@ -170,7 +170,7 @@ def memory_problem(value: str) -> str | None:
         return f"{exc.message}; it is kept as written, and no memory limit is exported"
     if reference_memory_bytes(value) != size:
         return (
-            f"memory_limit {_excerpt(value.strip())!r} means {size} bytes here, but the "
+            f"memory_limit {quote(_excerpt(value.strip()))} means {size} bytes here, but the "
             "reference cannot read it (use KB, MB or GB, e.g. '256MB')"
         )
     return None

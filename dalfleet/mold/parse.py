@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from dalfleet.errors import MoldError
+from dalfleet.errors import MoldError, quote
 from dalfleet.mold.model import (
     MAX_MOLD_SIZE,
     RUST_WHITESPACE,
@@ -186,7 +186,7 @@ class _DalParser:
             # ignored; that only matters when it was meant to clear an earlier value.
             if line in self.seen:
                 self.warn(
-                    f"{line!r} without a value is ignored: the value from line "
+                    f"{quote(line)} without a value is ignored: the value from line "
                     f"{self.seen[line]} is kept"
                 )
             return
@@ -207,22 +207,26 @@ class _DalParser:
             )
         if word in _VALUE_KEYS:
             return (
-                f"{_q(line)} is ignored: put one space (not a tab) between {word!r} and its value"
+                f"{_q(line)} is ignored: put one space (not a tab) between {quote(word)} "
+                "and its value"
             )
         if lowered in _VALUE_KEYS:
             return (
-                f"unknown keyword {_q(word)} is ignored (keywords are case-sensitive: {lowered!r})"
+                f"unknown keyword {_q(word)} is ignored "
+                f"(keywords are case-sensitive: {quote(lowered)})"
             )
         if word in _HOOKS or lowered.startswith("on_"):
             return f"hook {_q(word)} before 'lifecycle' is ignored (hooks go after 'lifecycle')"
         if lowered in ("mold", "agent"):
-            return f"{_q(line)} is ignored: {lowered!r} may appear only once, at the top"
+            return f"{_q(line)} is ignored: {quote(lowered)} may appear only once, at the top"
         return f"unknown keyword {_q(word)} is ignored"
 
     def _repeated(self, key: str) -> None:
         first = self.seen.setdefault(key, self.lineno)
         if first != self.lineno:
-            self.warn(f"{key!r} is given again (first on line {first}); the last value is used")
+            self.warn(
+                f"{quote(key)} is given again (first on line {first}); the last value is used"
+            )
 
     # -- the lifecycle section
 
@@ -240,7 +244,7 @@ class _DalParser:
                     return index
                 word = _first_word(line)
                 if word in _HOOKS:
-                    self.warn(f"hook {word!r} without a value is ignored")
+                    self.warn(f"hook {quote(word)} without a value is ignored")
                 else:
                     self.warn(f"unknown hook {_q(word)} is ignored (known: {', '.join(_HOOKS)})")
             index += 1
@@ -256,7 +260,7 @@ class _DalParser:
         end = self._string_end(rest, 0)
         after = rust_trim(rest[end + 1 :])
         if after:
-            self.warn(f"{_q(after)} after the quoted value of {key!r} is ignored")
+            self.warn(f"{_q(after)} after the quoted value of {quote(key)} is ignored")
         return self._unescape(rest[1:end])
 
     def _list(self, text: str) -> list[str]:
@@ -313,7 +317,7 @@ class _DalParser:
                 escaped = text[index + 1]
                 if escaped not in _ESCAPES:
                     self.warn(
-                        f"unknown escape '\\{escaped}' is read as {escaped!r} "
+                        f"unknown escape '\\{escaped}' is read as {quote(escaped)} "
                         '(known: \\n \\t \\r \\" \\\\)'
                     )
                 out.append(_ESCAPES.get(escaped, escaped))
@@ -354,7 +358,7 @@ def _first_word(line: str) -> str:
 
 def _q(text: str) -> str:
     """Quote a (shortened) piece of mold text for a message."""
-    return repr(_excerpt(text))
+    return quote(_excerpt(text))
 
 
 # --------------------------------------------------------------------------- legacy JSON

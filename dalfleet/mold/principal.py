@@ -15,12 +15,11 @@ import stat
 from collections.abc import Mapping
 from typing import Any
 
+from dalfleet.defaults import DEFAULT_TRUST_LEVEL
 from dalfleet.mold.model import RUST_WHITESPACE
 
 __all__ = ["DEFAULT_TRUST_LEVEL", "TRUST_ENV", "TRUST_LEVELS", "principal_trust_level"]
 
-#: The trust level when nothing configures one.
-DEFAULT_TRUST_LEVEL = "sandboxed"
 #: The environment variable that overrides the configuration files.
 TRUST_ENV = "DAL_AGENT_SHELL_TRUST"
 #: The levels the reference knows; any other text means ``sandboxed``.

@@ -132,9 +132,9 @@ def resolve_mold(
 
     tried = list(dict.fromkeys(shown(c) for c in candidates))
     raise MoldNotFoundError(
-        f"mold {text!r} not found in {base_path}: tried "
+        f"mold {quote(text)} not found in {base_path}: tried "
         + ", ".join(tried)
-        + f", molds named {text!r} in ., mold/, mold/samples/, and the bundled samples"
+        + f", molds named {quote(text)} in ., mold/, mold/samples/, and the bundled samples"
     )
 
 
@@ -153,7 +153,7 @@ def read_mold_file(path: str | os.PathLike[str]) -> str:
         raise MoldError(f"cannot read mold file {path}: {exc.strerror or exc}") from None
     except ValueError as exc:
         # Raised by the OS layer for a path with an embedded NUL.
-        raise MoldError(f"cannot read mold file {path!r}: {exc}") from None
+        raise MoldError(f"cannot read mold file {quote(str(path))}: {exc}") from None
     if stat.S_ISDIR(mode):
         raise MoldError(f"mold path {path} is a directory, not a file")
     if not stat.S_ISREG(mode):
@@ -276,7 +276,7 @@ def _source_text(source: object) -> str:
         raise MoldSourceError("mold source is empty: give a mold file path or a mold name")
     if text.startswith("ipfs://"):
         raise MoldError(
-            f"mold source {text!r}: IPFS sources are not supported by dalfleet; "
+            f"mold source {quote(text)}: IPFS sources are not supported by dalfleet; "
             "download the mold and give its path"
         )
     return text
@@ -286,12 +286,12 @@ def _checked(path: pathlib.Path, source: str, roots: list[pathlib.Path] | None) 
     """``path`` if it may be used: inside the roots (when confined) and not a directory."""
     if roots is not None and not _inside(path, roots):
         raise MoldError(
-            f"mold source {source!r} resolves to {path}, outside the project directory; "
+            f"mold source {quote(source)} resolves to {path}, outside the project directory; "
             "a mold named by a manifest or a stored fleet must stay inside it"
         )
     if not _is_file(path):
         kind = "a directory" if _is_dir(path) else "not a regular file"
-        raise MoldNotFoundError(f"mold source {source!r} resolves to {path}, which is {kind}")
+        raise MoldNotFoundError(f"mold source {quote(source)} resolves to {path}, which is {kind}")
     return path
 
 

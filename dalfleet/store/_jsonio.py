@@ -18,6 +18,8 @@ import json
 from collections.abc import Mapping
 from json.encoder import encode_basestring
 
+from dalfleet.errors import quote
+
 # typing.TYPE_CHECKING without importing typing (start-up time of every command)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -58,7 +60,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise ValueError(f"duplicate key {key!r}")
+                raise ValueError(f"duplicate key {quote(key)}")
             seen.add(key)
     return out
 

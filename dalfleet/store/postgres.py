@@ -33,7 +33,8 @@ from psycopg.types.json import Json
 
 from dalfleet.backends import redact_url
 from dalfleet.convert import HISTORY_KEY, FleetFormatError, structure_fleet, unstructure_fleet
-from dalfleet.errors import CorruptStoreError, FleetError, StoreError
+from dalfleet.defaults import DEFAULT_TRUST_LEVEL
+from dalfleet.errors import CorruptStoreError, FleetError, StoreError, quote
 from dalfleet.models import Fleet
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ class PostgresBackend:
         self,
         url: str,
         *,
-        trust_level: str = "sandboxed",
+        trust_level: str = DEFAULT_TRUST_LEVEL,
         connect_timeout: float = 10.0,
         reconnect_timeout: float = 60.0,
     ) -> None:
@@ -485,7 +486,7 @@ class PostgresStore:
             if old == fleet:
                 continue
             if fleet.name != name:
-                raise StoreError(f"fleet stored under '{name}' is named '{fleet.name}'")
+                raise StoreError(f"fleet stored under {quote(name)} is named {quote(fleet.name)}")
             doc = unstructure_fleet(fleet)
             history = doc.pop(HISTORY_KEY, [])
             cur.execute(
