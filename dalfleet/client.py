@@ -170,7 +170,7 @@ class Client:
                 must not become a new project tree); ``runtime`` (or
                 ``$DALFLEET_RUNTIME``) is not ``auto``, ``local`` or ``reference``.
         """
-        root = check_base(base) if base is not None else Path.cwd()
+        root = check_base(base, must_exist=False) if base is not None else Path.cwd()
         trust = principal_trust_level(root) if trust_level is None else trust_level
         # Where the reference keeps its agents, share them (SPEC §5, reference runtime).
         coordinator = coordinator_for_base(root, trust, runtime)

@@ -58,19 +58,22 @@ def check_text(value: str, what: str) -> str:
     return value
 
 
-def check_base(base: str | os.PathLike[str]) -> Path:
-    """``base`` (a project directory) as a path, when it is an existing directory:
-    a mistyped path must not become a new project tree.
+def check_base(base: str | os.PathLike[str], *, must_exist: bool = True) -> Path:
+    """``base`` (a project directory) as a path. The command line asks for an
+    existing directory (a mistyped ``--base`` must not become a new project tree);
+    the library accepts a directory still to be made (``must_exist=False``: it is
+    created on the first write, as ``.dal/`` is), but never a file in its place.
 
     Raises:
-        InvalidArgumentError: it does not exist or is not a directory.
+        InvalidArgumentError: it is not a directory (or, with ``must_exist``, does
+            not exist).
     """
     root = Path(base)
-    if not root.is_dir():
-        raise InvalidArgumentError(
-            f"base directory {quote(os.fspath(base))} does not exist or is not a directory"
-        )
-    return root
+    if root.is_dir() or (not must_exist and not root.exists() and not root.is_symlink()):
+        return root
+    raise InvalidArgumentError(
+        f"base directory {quote(os.fspath(base))} does not exist or is not a directory"
+    )
 
 
 def check_name(name: object) -> str:

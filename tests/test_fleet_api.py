@@ -713,16 +713,19 @@ def test_using_and_configure_accept_shorthands(base: Path, in_base: Path) -> Non
     assert fleet.list(other) == ["there"]
 
 
-def test_a_base_that_is_not_a_directory_is_an_error(base: Path) -> None:
-    missing = base / "no" / "such"
-    with pytest.raises(InvalidArgumentError, match=r"base directory '.*such' does not exist"):
-        dalfleet.Client.for_base(missing)
-    with pytest.raises(InvalidArgumentError, match="does not exist or is not a directory"):
-        fleet.create("w", missing)
+def test_a_base_that_is_a_file_is_an_error_and_a_new_one_is_made(base: Path) -> None:
     (base / "file").write_text("x", encoding="utf-8")
     with pytest.raises(InvalidArgumentError, match="is not a directory"):
+        dalfleet.Client.for_base(base / "file")
+    with pytest.raises(InvalidArgumentError, match="is not a directory"):
         fleet.list(base / "file")
-    assert not (base / "no").exists()
+    assert (base / "file").read_text(encoding="utf-8") == "x"
+    # A directory still to be made is a new project: reads find nothing, a write makes it.
+    new = base / "new" / "project"
+    assert fleet.list(new) == []
+    assert not (base / "new").exists()
+    fleet.create("w", new)
+    assert fleet.list(new) == ["w"]
 
 
 def test_what_a_user_may_want_to_see_is_logged(
