@@ -25,6 +25,7 @@ import attrs
 
 from dalfleet import rollout
 from dalfleet.coordinator import Coordinator, MemoryCoordinator
+from dalfleet.coordinator.base import check_writable
 from dalfleet.coordinator.reference import coordinator_for_base
 from dalfleet.defaults import (
     DEFAULT_CONCURRENCY,
@@ -36,6 +37,7 @@ from dalfleet.defaults import (
     MAX_COUNT,
 )
 from dalfleet.errors import (
+    CoordinatorError,
     FleetNotFoundError,
     InvalidArgumentError,
     fleet_exists,
@@ -293,10 +295,20 @@ class Client:
         return spawned
 
     def _terminate_quietly(self, agent_ids: Sequence[str]) -> None:
-        if agent_ids:
-            # The original error is the one to report; a failing cleanup must not hide it.
-            with contextlib.suppress(Exception):
-                self.coordinator.terminate(agent_ids)
+        """Undo a spawn whose change failed or was interrupted: terminate those of
+        ``agent_ids`` that no fleet lists.
+
+        The store is read again first: an interrupt can arrive after the new fleet
+        file landed (inside the store's commit), and terminating what it lists would
+        make ghosts. When the store cannot be read, or the terminate fails, nothing
+        is terminated: the agents are orphans, which :meth:`gc` finds.
+        """
+        if not agent_ids:
+            return
+        # The original error is the one to report; a failing cleanup must not hide it.
+        with contextlib.suppress(Exception):
+            listed = {m for fleet in self.store.load().values() for m in fleet.member_ids}
+            self.coordinator.terminate([a for a in agent_ids if a not in listed])
 
     # -- the twelve operations -----------------------------------------------------
 
@@ -501,14 +513,35 @@ class Client:
             return False
         with self.store.transaction() as fleets:
             removed = fleets.pop(name, None)
-            if removed is not None and teardown and self._one_transaction():
-                self.coordinator.terminate(removed.member_ids)
-                teardown = False  # done, in the same transaction
+            if removed is not None and teardown:
+                if self._one_transaction():
+                    # Fleets and agents change in one database transaction.
+                    self.coordinator.terminate(removed.member_ids)
+                    teardown = False
+                else:
+                    # A locked coordinator fails the command before the file changes.
+                    check_writable(self.coordinator)
         if removed is None:
             return False
         if teardown:
-            self.coordinator.terminate(removed.member_ids)
+            # Only now that no fleet lists them: an interrupt leaves orphans, not ghosts.
+            self._terminate_removed(removed.member_ids, f"fleet {quote(name)} was deleted")
         return True
+
+    def _terminate_removed(self, agent_ids: Sequence[str], what: str) -> None:
+        """Terminate agents the fleet file no longer lists.
+
+        Raises:
+            CoordinatorError: the terminate failed; the agents are orphans now, and
+                the message says so (``what`` happened) and names ``dalfleet gc``.
+        """
+        try:
+            self.coordinator.terminate(agent_ids)
+        except CoordinatorError as exc:
+            raise CoordinatorError(
+                f"{what}, but its {len(agent_ids)} removed agent(s) could not be "
+                f"terminated ({exc}); no fleet lists them now: 'dalfleet gc' terminates them"
+            ) from exc
 
     def _one_transaction(self) -> bool:
         """True when coordinator calls inside a store transaction join it (one
@@ -554,6 +587,9 @@ class Client:
                     if self._one_transaction():
                         self.coordinator.terminate(removed)
                         removed = []  # done, in the same transaction
+                    else:
+                        # A locked coordinator fails the command before the file changes.
+                        check_writable(self.coordinator)
                 else:
                     if mold is None or current.mold_source is None:
                         mold = self.mold_for_scale_up(current)
@@ -566,7 +602,8 @@ class Client:
             self._terminate_quietly(spawned)
             raise
         if removed:
-            self.coordinator.terminate(removed)
+            # Only now that no fleet lists them: an interrupt leaves orphans, not ghosts.
+            self._terminate_removed(removed, f"fleet {quote(name)} was scaled to {size}")
         return fleet
 
     def mold_for_scale_up(self, fleet: Fleet) -> Mold:

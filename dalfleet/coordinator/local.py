@@ -262,35 +262,47 @@ class LocalCoordinator:
         ids = unique_ids(agent_ids)
         if not ids:
             return
-        stamp = now()
         with self._transaction(write=True) as conn:
-            if conn is None:
-                return
-            rows = conn.execute(
-                "SELECT agent_id, json_extract(spec_json, '$.lifecycle.' || ?) FROM agents "
-                f"WHERE agent_id {_IN_IDS} AND state != ?",
-                (ON_DESTROY, json.dumps(ids), AgentState.TERMINATED.value),
-            ).fetchall()
-            if not rows:
-                return
-            alive = json.dumps([agent_id for agent_id, _ in rows])
-            conn.execute(
-                f"UPDATE agents SET state = ?, terminated_at = ? WHERE agent_id {_IN_IDS}",
-                (AgentState.TERMINATED.value, stamp, alive),
-            )
-            conn.execute(
-                "UPDATE tasks SET state = 'failed', error = ?, finished_at = ? "
-                f"WHERE agent_id {_IN_IDS} AND state = 'pending'",
-                (TERMINATED_ERROR, stamp, alive),
-            )
-            conn.executemany(
-                "INSERT INTO events (agent_id, kind, detail, at) VALUES (?, ?, ?, ?)",
-                [
-                    (agent_id, ON_DESTROY, hook, stamp)
-                    for agent_id, hook in rows
-                    if hook is not None
-                ],
-            )
+            if conn is not None:
+                self._terminate_in(conn, ids)
+
+    def check_writable(self) -> None:
+        """Wait for SQLite's write lock (up to ``busy_timeout``) and release it at once.
+
+        A caller about to change something else first (the fleet file) and then
+        terminate agents checks here that the terminate will not fail on a lock
+        another process holds; an error here means nothing changed anywhere.
+
+        Raises:
+            CoordinatorError: the database cannot be opened or locked.
+        """
+        with self._transaction(write=True):
+            pass
+
+    def _terminate_in(self, conn: sqlite3.Connection, ids: list[str]) -> None:
+        """The terminate, inside the caller's write transaction."""
+        stamp = now()
+        rows = conn.execute(
+            "SELECT agent_id, json_extract(spec_json, '$.lifecycle.' || ?) FROM agents "
+            f"WHERE agent_id {_IN_IDS} AND state != ?",
+            (ON_DESTROY, json.dumps(ids), AgentState.TERMINATED.value),
+        ).fetchall()
+        if not rows:
+            return
+        alive = json.dumps([agent_id for agent_id, _ in rows])
+        conn.execute(
+            f"UPDATE agents SET state = ?, terminated_at = ? WHERE agent_id {_IN_IDS}",
+            (AgentState.TERMINATED.value, stamp, alive),
+        )
+        conn.execute(
+            "UPDATE tasks SET state = 'failed', error = ?, finished_at = ? "
+            f"WHERE agent_id {_IN_IDS} AND state = 'pending'",
+            (TERMINATED_ERROR, stamp, alive),
+        )
+        conn.executemany(
+            "INSERT INTO events (agent_id, kind, detail, at) VALUES (?, ?, ?, ?)",
+            [(agent_id, ON_DESTROY, hook, stamp) for agent_id, hook in rows if hook is not None],
+        )
 
     def agents(self, agent_ids: Sequence[str]) -> dict[str, Agent]:
         """The known agents among ``agent_ids``, in input order.
