@@ -606,6 +606,34 @@ class Client:
             self._terminate_removed(removed, f"fleet {quote(name)} was scaled to {size}")
         return fleet
 
+    def gc(self, *, dry_run: bool = False) -> builtins.list[str]:
+        """Find the orphans (alive agents of this coordinator that no fleet lists) and
+        terminate them; their IDs, oldest first. ``dry_run`` only finds them.
+
+        Orphans are what an interrupted or failed operation can leave (never ghosts:
+        SPEC §5), and the members of a fleet deleted without ``teardown``. They are
+        found only here, not by every operation: a sweep reads every agent, which the
+        other operations should not pay for.
+
+        It runs inside a store transaction: every operation spawns inside its own
+        transaction and lists the new agents before that transaction ends, so while
+        gc holds it no agent is spawned-but-not-yet-listed, and a create in progress
+        in another process (or on another host) is never mistaken for orphans. Agents
+        a reference ``dal`` spawned are not this coordinator's to list
+        (:meth:`~dalfleet.coordinator.reference.ReferenceCoordinator.agent_ids`).
+
+        Raises:
+            StoreError: the store cannot be read or locked.
+            CoordinatorError: the agents cannot be listed or terminated (then
+                nothing was terminated).
+        """
+        with self.store.transaction() as fleets:
+            listed = {m for fleet in fleets.values() for m in fleet.member_ids}
+            found = [a for a in self.coordinator.agent_ids(AgentState.ALIVE) if a not in listed]
+            if found and not dry_run:
+                self.coordinator.terminate(found)
+        return found
+
     def mold_for_scale_up(self, fleet: Fleet) -> Mold:
         """The mold new members of ``fleet`` come from.
 

@@ -46,6 +46,7 @@ __all__ = [
     "delete",
     "deploy",
     "export",
+    "gc",
     "health",
     "history",
     "list",
@@ -315,6 +316,17 @@ def delete(name: str, base: Base = None, *, teardown: bool = False) -> bool:
         StoreError: the fleet file cannot be read or written.
     """
     return _call(base, lambda c: c.delete(name, teardown=teardown))
+
+
+def gc(base: Base = None, *, dry_run: bool = False) -> builtins.list[str]:
+    """Terminate the orphans: alive agents no fleet lists (see :meth:`Client.gc`).
+    Returns their IDs; ``dry_run=True`` only lists them.
+
+    Raises:
+        StoreError: the fleet file cannot be read or locked.
+        CoordinatorError: the agents cannot be listed or terminated.
+    """
+    return _call(base, lambda c: c.gc(dry_run=dry_run))
 
 
 def scale(name: str, n: int, base: Base = None, *, progress: Progress | None = None) -> Fleet:

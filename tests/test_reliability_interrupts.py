@@ -12,6 +12,9 @@ own next call works.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,7 +86,7 @@ def test_scale_down_with_the_database_locked_changes_nothing(tmp_path: Path) -> 
     assert (tmp_path / ".dal" / "fleets.json").read_bytes() == before
     assert ghosts(tmp_path) == []
     assert orphans(tmp_path) == set()
-    assert len(fleet.show("w", base=tmp_path).member_ids)  # type: ignore[union-attr] == 3
+    assert len(JsonFileStore(tmp_path).load()["w"].member_ids) == 3
     # Once the lock is gone the same command works and terminates the removed ones.
     with client_for(tmp_path) as client:
         removed = client.get("w").member_ids[1:]
@@ -253,3 +256,96 @@ def test_an_interrupt_at_sampled_points_leaves_no_ghost_and_no_lock(
 def test_an_interrupt_at_every_point_leaves_no_ghost_and_no_lock(tmp_path: Path, op: str) -> None:
     total, covered = interrupt_points(tmp_path, op, step=1)
     print(f"{op}: {covered} interrupt points of {total} calls")
+
+
+# -- orphans and gc ------------------------------------------------------------------------
+
+
+def test_gc_terminates_only_agents_no_fleet_lists(tmp_path: Path) -> None:
+    fleet.create_from_mold("keep", "worker", 2, base=tmp_path)
+    fleet.create_from_mold("gone", "worker", 3, base=tmp_path)
+    kept = JsonFileStore(tmp_path).load()["keep"].member_ids
+    fleet.delete("gone", base=tmp_path)  # metadata only: its agents are orphans now
+    found = orphans(tmp_path)
+    assert len(found) == 3
+    assert set(fleet.gc(base=tmp_path, dry_run=True)) == found
+    assert orphans(tmp_path) == found  # a dry run terminates nothing
+    assert set(fleet.gc(base=tmp_path)) == found
+    assert orphans(tmp_path) == set()
+    assert fleet.gc(base=tmp_path) == []
+    assert ghosts(tmp_path) == []
+    with client_for(tmp_path) as client:
+        states = client.coordinator.status(list(kept))
+    assert {s.state for s in states.values()} == {AgentState.ALIVE}
+
+
+def test_gc_after_interrupts_finds_what_they_left(tmp_path: Path) -> None:
+    """The orphans interrupted scale-downs leave are exactly what gc terminates."""
+    points = list(range(1, 260, 7))
+    interrupt(tmp_path, "scale_down", points)
+    left = 0
+    for k in points:
+        base = tmp_path / f"scale_down-{k}"
+        left += len(orphans(base))
+        fleet.gc(base=base)
+        assert orphans(base) == set() and ghosts(base) == []
+    assert left > 0  # some interrupt fell between the file write and the terminate
+
+
+# Creates fleets until told to stop on stdin; prints how many.
+CREATOR = """
+    import sys, threading
+    import dalfleet.fleet as fleet
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+    print("ready", flush=True)
+    n = 0
+    while not stop.is_set():
+        fleet.create_from_mold(f"c{n}", "worker", 20, base=sys.argv[1])
+        n += 1
+    print(n)
+"""
+
+
+def test_gc_never_takes_a_create_in_progress_elsewhere_for_orphans(tmp_path: Path) -> None:
+    fleet.create("seed", base=tmp_path)
+    proc = start(CREATOR, str(tmp_path))
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    sweeps = 0
+    try:
+        while sweeps < 30:
+            assert fleet.gc(base=tmp_path) == []
+            sweeps += 1
+    finally:
+        out, err = proc.communicate("stop\n", timeout=120)
+    assert proc.returncode == 0, err
+    assert int(out) > 0
+    assert ghosts(tmp_path) == [] and orphans(tmp_path) == set()
+
+
+def test_gc_command(tmp_path: Path) -> None:
+    fleet.create_from_mold("batch", "worker", 2, base=tmp_path)
+    fleet.delete("batch", base=tmp_path)
+    found = orphans(tmp_path)
+
+    def dalfleet(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        return subprocess.run(
+            [sys.executable, "-m", "dalfleet", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    dry = dalfleet("gc", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert set(json.loads(dry.stdout)["orphans"]) == found
+    assert orphans(tmp_path) == found
+    done = dalfleet("gc")
+    assert done.returncode == 0, done.stderr
+    assert "2 orphaned agent(s) terminated" in done.stdout
+    assert all(agent_id in done.stdout for agent_id in found)
+    assert orphans(tmp_path) == set()
+    assert dalfleet("gc").stdout == "No orphaned agents\n"
