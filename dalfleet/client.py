@@ -68,6 +68,7 @@ from dalfleet.rules import (
     check_agent_id,
     check_count,
     check_existing_name,
+    check_growth,
     check_mold_source,
     check_name,
     check_size,
@@ -397,7 +398,7 @@ class Client:
         check_count(count, self.max_count)
         parsed = parse_params(params)
         source = check_mold_source(mold_source)
-        self._require(name)
+        check_growth(name, len(self._require(name).member_ids), count, self.max_count)
         mold = self.load_mold(source)
         spawned: list[str] = []
         try:
@@ -406,6 +407,7 @@ class Client:
                 if current is None:
                     raise _not_found(name)
                 start = len(current.member_ids)
+                check_growth(name, start, count, self.max_count)
                 spawned = self._spawn(name, mold, start, count, parsed, progress)
                 fleet = attrs.evolve(
                     current,
@@ -436,12 +438,14 @@ class Client:
         snapshot = self._require(name)
         if agent in snapshot.member_ids:
             return snapshot
+        check_growth(name, len(snapshot.member_ids), 1, self.max_count)
         with self.store.transaction() as fleets:
             current = fleets.get(name)
             if current is None:
                 raise _not_found(name)
             if agent in current.member_ids:
                 return current
+            check_growth(name, len(current.member_ids), 1, self.max_count)
             fleet = attrs.evolve(current, member_ids=[*current.member_ids, agent])
             fleets[name] = fleet
         return fleet
@@ -566,8 +570,9 @@ class Client:
             StoreError: the store cannot be read or written.
         """
         _lookup_name(name)
-        size = check_size(n, self.max_count)
+        check_size(n, max(self.max_count, _as_count(n)))  # type and sign first
         current = self._require(name)
+        size = check_size(n, self.max_count, current=len(current.member_ids))
         if size == len(current.member_ids):
             return current
         mold: Mold | None = None
@@ -581,6 +586,7 @@ class Client:
                 have = len(current.member_ids)
                 if size == have:
                     return current
+                check_size(size, self.max_count, current=have)
                 if size < have:
                     removed = builtins.list(current.member_ids[size:])
                     fleet = attrs.evolve(current, member_ids=current.member_ids[:size])
@@ -758,9 +764,14 @@ class Client:
             targets = [fleets[n] for n in sorted(fleets)]
         if not targets:
             raise FleetNotFoundError("no fleets to export")
+        # One resolve and parse per mold, however many fleets share it.
+        by_source: dict[str, str | None] = {}
         memory: dict[str, str | None] = {}
         for fleet in targets:
-            memory[fleet.name] = self._memory_limit(fleet)
+            source = fleet.mold_source
+            if source is not None and source not in by_source:
+                by_source[source] = self._memory_limit(source)
+            memory[fleet.name] = None if source is None else by_source[source]
         return export_yaml(
             targets,
             fmt,
@@ -774,13 +785,11 @@ class Client:
             **({} if url_secret is None else {"url_secret": url_secret}),
         )
 
-    def _memory_limit(self, fleet: Fleet) -> str | None:
+    def _memory_limit(self, mold_source: str) -> str | None:
         from dalfleet.errors import MoldError
 
-        if fleet.mold_source is None:
-            return None
         try:
-            memory = self.load_mold(fleet.mold_source, confine=True).memory_limit
+            memory = self.load_mold(mold_source, confine=True).memory_limit
             if memory is not None:
                 memory_limit_bytes(memory)
             return memory
@@ -888,6 +897,11 @@ class Client:
             executor=executor,
             lease=lease,
         )
+
+
+def _as_count(n: object) -> int:
+    """``n`` when it is an int (not a bool), else 0: only for choosing a cap to check against."""
+    return n if isinstance(n, int) and not isinstance(n, bool) else 0
 
 
 def _raise(exc: BaseException) -> Any:

@@ -162,6 +162,10 @@ def _record(row: Sequence[Any]) -> TaskRecord:
     )
 
 
+# The files SQLite keeps beside the database, by suffix.
+_SIDECARS = ("-wal", "-shm", "-journal")
+
+
 class LocalCoordinator:
     """Agents and task queues in ``<base>/.dal/agent_runtime.db``, shared by processes.
 
@@ -172,6 +176,11 @@ class LocalCoordinator:
     to finish before failing. Every write is one short ``BEGIN IMMEDIATE``
     transaction that is rolled back on any exception, Ctrl-C included, so the
     connection is never left inside a transaction.
+
+    A zero-length database file (what a crash while the file was being created
+    leaves) is taken as a new one, as SQLite itself takes it: reads find no agents
+    and the first spawn creates the schema in it. A symlink at the database or at
+    its ``-wal``, ``-shm`` or ``-journal`` file is refused, never followed.
 
     Raises (constructor):
         InvalidArgumentError: ``max_attempts`` is not an int >= 1.
@@ -894,10 +903,13 @@ class LocalCoordinator:
         if self._conn is not None:
             return self._conn
         path = self.path
-        if path.is_symlink():
-            raise CoordinatorError(
-                f"local runtime database {path} is a symlink; refusing to follow it"
-            )
+        # SQLite would follow a symlink at the database or at the files it keeps beside
+        # it (and create the target): none of them is ever followed.
+        for own in (path, *(path.with_name(path.name + s) for s in _SIDECARS)):
+            if own.is_symlink():
+                raise CoordinatorError(
+                    f"local runtime database file {own} is a symlink; refusing to follow it"
+                )
         if path.is_dir():
             raise CoordinatorError(
                 f"local runtime database {path} is a directory, not a SQLite database"
