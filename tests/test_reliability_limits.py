@@ -113,3 +113,26 @@ def test_export_parses_each_mold_once(tmp_path: Path, monkeypatch: pytest.Monkey
         text = c.export()
     assert sorted(map(str, loads)) == ["m.mold.dal", "worker"]
     assert all(f"f{i}" in text and f"g{i}" in text for i in range(12))
+
+
+# -- progress callbacks ------------------------------------------------------------------
+
+
+def test_a_progress_callback_may_read_the_store_and_the_coordinator(tmp_path: Path) -> None:
+    """Progress runs while the fleet file's lock is held (that is what lets gc tell an
+    orphan from a create in progress); reads take no lock, so a callback that reads
+    fleets and agents' health neither waits nor deadlocks."""
+    fleet.create_from_mold("seen", "worker", 2, base=tmp_path)
+    seen: list[tuple[int, int, list[str], int]] = []
+
+    def progress(done: int, total: int) -> None:
+        health = fleet.health("seen", base=tmp_path)
+        seen.append((done, total, fleet.list(base=tmp_path), len(health.members)))
+
+    with client(tmp_path, max_count=1000) as c:
+        c.create_from_mold("big", "worker", 250, progress=progress)
+    assert seen == [
+        (100, 250, ["seen"], 2),
+        (200, 250, ["seen"], 2),
+        (250, 250, ["seen"], 2),
+    ]
