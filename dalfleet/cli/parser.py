@@ -400,8 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
         "terminate orphaned agents (alive, in no fleet)",
         [
             _INIT,
-            _from_mold("batch"),
-            "dalfleet delete batch",
+            _from_mold("scratch"),
+            "dalfleet delete scratch",
             "dalfleet gc --dry-run",
             "dalfleet gc",
         ],
