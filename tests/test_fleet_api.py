@@ -659,3 +659,19 @@ def test_using_and_configure_accept_shorthands(base: Path, in_base: Path) -> Non
     fleet.configure()
     assert fleet.list() == []
     assert fleet.list(other) == ["there"]
+
+
+# -- gc ---------------------------------------------------------------------------------
+
+
+def test_gc_terminates_the_agents_no_fleet_lists_and_only_them(ctx: Ctx) -> None:
+    kept = ctx.create_from_mold("keep", "worker", 2).member_ids
+    gone = ctx.create_from_mold("gone", "worker", 3).member_ids
+    assert ctx.delete("gone") is True  # metadata only: its members are orphans now
+    assert sorted(ctx.gc(dry_run=True)) == sorted(gone)
+    assert sorted(ctx.gc()) == sorted(gone)
+    assert ctx.gc() == []
+    client = fleet.current_client() if ctx.kind != "json" else dalfleet.Client.for_base(ctx.base)
+    states = client.coordinator.status([*kept, *gone])
+    assert [states[a].state for a in kept] == [AgentState.ALIVE] * 2
+    assert [states[a].state for a in gone] == [AgentState.TERMINATED] * 3
