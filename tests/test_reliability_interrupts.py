@@ -110,6 +110,25 @@ def test_delete_teardown_with_the_database_locked_changes_nothing(tmp_path: Path
     assert ghosts(tmp_path) == [] and orphans(tmp_path) == set()
 
 
+def test_scale_down_on_the_reference_runtime_with_the_database_locked_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    with Client.for_base(tmp_path, runtime="reference") as client:
+        client.create_from_mold("w", "worker", 3)
+    before = {p.name: p.read_bytes() for p in (tmp_path / ".dal").iterdir() if p.is_file()}
+    with (
+        HeldLock(tmp_path),
+        Client.for_base(tmp_path, runtime="reference") as client,
+    ):
+        client.coordinator.inner.busy_timeout = 0.3  # type: ignore[attr-defined]
+        with pytest.raises(CoordinatorError, match="locked"):
+            client.scale("w", 1)
+    after = {p.name: p.read_bytes() for p in (tmp_path / ".dal").iterdir() if p.is_file()}
+    assert after["fleets.json"] == before["fleets.json"]
+    assert after["agent_runtime.json"] == before["agent_runtime.json"]
+    assert ghosts(tmp_path) == [] and orphans(tmp_path) == set()
+
+
 def test_create_and_scale_up_with_the_database_locked_change_nothing(tmp_path: Path) -> None:
     fleet.create_from_mold("w", "worker", 1, base=tmp_path)
     before = (tmp_path / ".dal" / "fleets.json").read_bytes()
