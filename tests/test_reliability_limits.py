@@ -136,3 +136,23 @@ def test_a_progress_callback_may_read_the_store_and_the_coordinator(tmp_path: Pa
         (200, 250, ["seen"], 2),
         (250, 250, ["seen"], 2),
     ]
+
+
+def test_a_progress_callback_that_writes_fleets_fails_at_once_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """It would wait for the lock its own operation holds: it is refused at once
+    instead, the operation fails, and the agents it had spawned are terminated."""
+    from dalfleet.errors import StoreError
+
+    fleet.create("other", base=tmp_path)
+    before = (tmp_path / ".dal" / "fleets.json").read_bytes()
+
+    def progress(done: int, total: int) -> None:
+        fleet.deploy("other", "from a progress callback", base=tmp_path)
+
+    with pytest.raises(StoreError, match="already open in this thread"):
+        fleet.create_from_mold("w", "worker", 3, base=tmp_path, progress=progress)
+    assert (tmp_path / ".dal" / "fleets.json").read_bytes() == before
+    with LocalCoordinator(tmp_path) as coordinator:
+        assert coordinator.agent_ids(AgentState.ALIVE) == []
