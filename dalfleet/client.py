@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -388,7 +389,8 @@ class Client:
         ``mold_source`` and ``last_create_params`` are set only if they were unset.
 
         Raises:
-            InvalidArgumentError: bad count or params.
+            InvalidArgumentError: bad count or params, or the fleet would grow past
+                the cap (``max_count``; it applies to the fleet's size).
             FleetNotFoundError: the fleet does not exist.
             MoldError / MoldNotFoundError: the mold cannot be found or parsed.
             CoordinatorError: spawning failed (nothing is left behind).
@@ -429,7 +431,8 @@ class Client:
         """Register an existing agent ID; adding one already present changes nothing.
 
         Raises:
-            InvalidArgumentError: the ID is blank or not printable.
+            InvalidArgumentError: the ID is blank or not printable, or the fleet is
+                at the cap (``max_count``; it applies to the fleet's size).
             FleetNotFoundError: the fleet does not exist.
             StoreError: the store cannot be read or written.
         """
@@ -507,10 +510,15 @@ class Client:
     def delete(self, name: str, *, teardown: bool = False) -> bool:
         """Remove a fleet; True if removed, False if absent.
 
-        Metadata only, unless ``teardown=True``: then its members are terminated.
+        Metadata only, unless ``teardown=True``: then its members are terminated,
+        after the fleet is gone from the store (an interrupt leaves orphans for
+        :meth:`gc`, never a fleet listing terminated agents).
 
         Raises:
             StoreError: the store cannot be read or written.
+            CoordinatorError: with ``teardown``, the coordinator is locked by another
+                process (nothing changed), or the terminate failed after the fleet was
+                deleted (the message says so; :meth:`gc` terminates those agents).
         """
         _lookup_name(name)
         if name not in self.store.load():
@@ -561,16 +569,21 @@ class Client:
         Down: keeps the first ``n`` members and terminates the removed ones. Up:
         spawns the missing ones from ``mold_source`` with ``last_create_params``.
 
+        A fleet above the cap (the cap was lowered) may always shrink.
+
         Raises:
             InvalidArgumentError: ``n`` negative or above the cap, or scaling up a
                 fleet with no mold (``fleet 'NAME' has no mold; cannot scale up …``).
             FleetNotFoundError: the fleet does not exist.
             MoldError / MoldNotFoundError: the mold cannot be found or parsed.
-            CoordinatorError: spawning failed (nothing is left behind).
+            CoordinatorError: spawning failed (nothing is left behind); scaling down,
+                the coordinator is locked by another process (nothing changed), or the
+                terminate failed after the fleet shrank (the message says so; :meth:`gc`
+                terminates those agents).
             StoreError: the store cannot be read or written.
         """
         _lookup_name(name)
-        check_size(n, max(self.max_count, _as_count(n)))  # type and sign first
+        check_size(n, sys.maxsize)  # type and sign first; the cap once the size is known
         current = self._require(name)
         size = check_size(n, self.max_count, current=len(current.member_ids))
         if size == len(current.member_ids):
@@ -897,11 +910,6 @@ class Client:
             executor=executor,
             lease=lease,
         )
-
-
-def _as_count(n: object) -> int:
-    """``n`` when it is an int (not a bool), else 0: only for choosing a cap to check against."""
-    return n if isinstance(n, int) and not isinstance(n, bool) else 0
 
 
 def _raise(exc: BaseException) -> Any:

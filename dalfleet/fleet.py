@@ -310,10 +310,13 @@ def show(name: str, base: Base = None) -> Fleet | None:
 
 def delete(name: str, base: Base = None, *, teardown: bool = False) -> bool:
     """Remove a fleet: True if removed, False if absent. ``teardown=True`` also
-    terminates its members.
+    terminates its members (after the fleet is gone; see :meth:`Client.delete`).
 
     Raises:
         StoreError: the fleet file cannot be read or written.
+        CoordinatorError: with ``teardown``, the agents' store is locked by another
+            process (nothing changed), or their terminate failed after the fleet was
+            deleted (they are orphans; :func:`gc` terminates them).
     """
     return _call(base, lambda c: c.delete(name, teardown=teardown))
 
