@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ import attrs
 
 from dalfleet import rollout
 from dalfleet.coordinator import Coordinator, MemoryCoordinator
+from dalfleet.coordinator.base import check_writable
 from dalfleet.coordinator.reference import coordinator_for_base
 from dalfleet.defaults import (
     DEFAULT_CONCURRENCY,
@@ -35,6 +37,7 @@ from dalfleet.defaults import (
     MAX_COUNT,
 )
 from dalfleet.errors import (
+    CoordinatorError,
     FleetNotFoundError,
     InvalidArgumentError,
     fleet_exists,
@@ -67,6 +70,7 @@ from dalfleet.rules import (
     check_base,
     check_count,
     check_existing_name,
+    check_growth,
     check_mold_source,
     check_name,
     check_size,
@@ -304,19 +308,30 @@ class Client:
         return spawned
 
     def _terminate_quietly(self, agent_ids: Sequence[str]) -> None:
+        """Undo a spawn whose change failed or was interrupted: terminate those of
+        ``agent_ids`` that no fleet lists.
+
+        The store is read again first: an interrupt can arrive after the new fleet
+        file landed (inside the store's commit), and terminating what it lists would
+        make ghosts. When the store cannot be read, or the terminate fails, nothing
+        is terminated: the agents are orphans, which :meth:`gc` finds.
+        """
         if not agent_ids:
             return
+        # The original error is the one to report; a failing cleanup must not hide it.
         try:
-            self.coordinator.terminate(agent_ids)
+            listed = {m for fleet in self.store.load().values() for m in fleet.member_ids}
+            unlisted = [a for a in agent_ids if a not in listed]
+            self.coordinator.terminate(unlisted)
         except Exception as exc:
-            # The original error is the one to report; a failing cleanup must not hide it.
             log.warning(
                 "could not terminate %d agent(s) spawned by a failed call (orphans now): %s",
                 len(agent_ids),
                 exc,
             )
         else:
-            log.info("terminated %d agent(s) spawned by a failed call", len(agent_ids))
+            if unlisted:
+                log.info("terminated %d agent(s) spawned by a failed call", len(unlisted))
 
     # -- the twelve operations -----------------------------------------------------
 
@@ -395,7 +410,8 @@ class Client:
         ``mold_source`` and ``last_create_params`` are set only if they were unset.
 
         Raises:
-            InvalidArgumentError: bad count or params.
+            InvalidArgumentError: bad count or params, or the fleet would grow past
+                the cap (``max_count``; it applies to the fleet's size).
             FleetNotFoundError: the fleet does not exist.
             MoldError / MoldNotFoundError: the mold cannot be found or parsed.
             CoordinatorError: spawning failed (nothing is left behind).
@@ -405,7 +421,7 @@ class Client:
         check_count(count, self.max_count)
         parsed = parse_params(params)
         source = check_mold_source(mold_source)
-        self._require(name)
+        check_growth(name, len(self._require(name).member_ids), count, self.max_count)
         mold = self.load_mold(source)
         spawned: list[str] = []
         try:
@@ -414,6 +430,7 @@ class Client:
                 if current is None:
                     raise _not_found(name, fleets)
                 start = len(current.member_ids)
+                check_growth(name, start, count, self.max_count)
                 spawned = self._spawn(name, mold, start, count, parsed, progress)
                 fleet = attrs.evolve(
                     current,
@@ -447,7 +464,8 @@ class Client:
         was added (``added=False``: it already was a member; nothing changed).
 
         Raises:
-            InvalidArgumentError: the ID is blank or not printable.
+            InvalidArgumentError: the ID is blank or not printable, or the fleet is
+                at the cap (``max_count``; it applies to the fleet's size).
             FleetNotFoundError: the fleet does not exist.
             StoreError: the store cannot be read or written.
         """
@@ -456,12 +474,14 @@ class Client:
         snapshot = self._require(name)
         if agent in snapshot.member_ids:
             return MemberAdded(snapshot, agent, added=False)
+        check_growth(name, len(snapshot.member_ids), 1, self.max_count)
         with self.store.transaction() as fleets:
             current = fleets.get(name)
             if current is None:
                 raise _not_found(name, fleets)
             if agent in current.member_ids:
                 return MemberAdded(current, agent, added=False)
+            check_growth(name, len(current.member_ids), 1, self.max_count)
             fleet = attrs.evolve(current, member_ids=[*current.member_ids, agent])
             fleets[name] = fleet
         return MemberAdded(fleet, agent, added=True)
@@ -524,11 +544,16 @@ class Client:
         """Remove a fleet; True if removed, False if absent (``missing_ok=False``:
         absent is an error instead, as ``dalfleet delete`` reports it).
 
-        Metadata only, unless ``teardown=True``: then its members are terminated.
+        Metadata only, unless ``teardown=True``: then its members are terminated,
+        after the fleet is gone from the store (an interrupt leaves orphans for
+        :meth:`gc`, never a fleet listing terminated agents).
 
         Raises:
             FleetNotFoundError: ``missing_ok=False`` and the fleet does not exist.
             StoreError: the store cannot be read or written.
+            CoordinatorError: with ``teardown``, the coordinator is locked by another
+                process (nothing changed), or the terminate failed after the fleet was
+                deleted (the message says so; :meth:`gc` terminates those agents).
         """
         _lookup_name(name)
         known = self.store.load()
@@ -541,19 +566,40 @@ class Client:
             removed = fleets.pop(name, None)
             if removed is None and not missing_ok:
                 raise _not_found(name, fleets)
-            if removed is not None and teardown and self._one_transaction():
-                self.coordinator.terminate(removed.member_ids)
-                teardown = False  # done, in the same transaction
+            if removed is not None and teardown:
+                if self._one_transaction():
+                    # Fleets and agents change in one database transaction.
+                    self.coordinator.terminate(removed.member_ids)
+                    teardown = False
+                else:
+                    # A locked coordinator fails the command before the file changes.
+                    check_writable(self.coordinator)
         if removed is None:
             return False
         if teardown:
-            self.coordinator.terminate(removed.member_ids)
+            # Only now that no fleet lists them: an interrupt leaves orphans, not ghosts.
+            self._terminate_removed(removed.member_ids, f"fleet {quote(name)} was deleted")
         log.info(
             "fleet %s: deleted%s",
             name,
             f"; terminated {len(removed.member_ids)} member(s)" if torn_down else "",
         )
         return True
+
+    def _terminate_removed(self, agent_ids: Sequence[str], what: str) -> None:
+        """Terminate agents the fleet file no longer lists.
+
+        Raises:
+            CoordinatorError: the terminate failed; the agents are orphans now, and
+                the message says so (``what`` happened) and names ``dalfleet gc``.
+        """
+        try:
+            self.coordinator.terminate(agent_ids)
+        except CoordinatorError as exc:
+            raise CoordinatorError(
+                f"{what}, but its {len(agent_ids)} removed agent(s) could not be "
+                f"terminated ({exc}); no fleet lists them now: 'dalfleet gc' terminates them"
+            ) from exc
 
     def _one_transaction(self) -> bool:
         """True when coordinator calls inside a store transaction join it (one
@@ -569,17 +615,23 @@ class Client:
         Down: keeps the first ``n`` members and terminates the removed ones. Up:
         spawns the missing ones from ``mold_source`` with ``last_create_params``.
 
+        A fleet above the cap (the cap was lowered) may always shrink.
+
         Raises:
             InvalidArgumentError: ``n`` negative or above the cap, or scaling up a
                 fleet with no mold (``fleet 'NAME' has no mold; cannot scale up …``).
             FleetNotFoundError: the fleet does not exist.
             MoldError / MoldNotFoundError: the mold cannot be found or parsed.
-            CoordinatorError: spawning failed (nothing is left behind).
+            CoordinatorError: spawning failed (nothing is left behind); scaling down,
+                the coordinator is locked by another process (nothing changed), or the
+                terminate failed after the fleet shrank (the message says so; :meth:`gc`
+                terminates those agents).
             StoreError: the store cannot be read or written.
         """
         _lookup_name(name)
-        size = check_size(n, self.max_count)
+        check_size(n, sys.maxsize)  # type and sign first; the cap once the size is known
         current = self._require(name)
+        size = check_size(n, self.max_count, current=len(current.member_ids))
         if size == len(current.member_ids):
             return current
         mold: Mold | None = None
@@ -593,12 +645,16 @@ class Client:
                 have = len(current.member_ids)
                 if size == have:
                     return current
+                check_size(size, self.max_count, current=have)
                 if size < have:
                     removed = builtins.list(current.member_ids[size:])
                     fleet = attrs.evolve(current, member_ids=current.member_ids[:size])
                     if self._one_transaction():
                         self.coordinator.terminate(removed)
                         removed = []  # done, in the same transaction
+                    else:
+                        # A locked coordinator fails the command before the file changes.
+                        check_writable(self.coordinator)
                 else:
                     if mold is None or current.mold_source is None:
                         mold = self.mold_for_scale_up(current)
@@ -611,11 +667,42 @@ class Client:
             self._terminate_quietly(spawned)
             raise
         if removed:
-            self.coordinator.terminate(removed)
+            # Only now that no fleet lists them: an interrupt leaves orphans, not ghosts.
+            self._terminate_removed(removed, f"fleet {quote(name)} was scaled to {size}")
         gone = len(current.member_ids) - size
         if gone > 0:
             log.info("fleet %s: scaled to %d agent(s); terminated %d member(s)", name, size, gone)
         return fleet
+
+    def gc(self, *, dry_run: bool = False) -> builtins.list[str]:
+        """Find the orphans (alive agents of this coordinator that no fleet lists) and
+        terminate them; their IDs, oldest first. ``dry_run`` only finds them.
+
+        Orphans are what an interrupted or failed operation can leave (never ghosts:
+        SPEC §5), and the members of a fleet deleted without ``teardown``. They are
+        found only here, not by every operation: a sweep reads every agent, which the
+        other operations should not pay for.
+
+        It runs inside a store transaction: every operation spawns inside its own
+        transaction and lists the new agents before that transaction ends, so while
+        gc holds it no agent is spawned-but-not-yet-listed, and a create in progress
+        in another process (or on another host) is never mistaken for orphans. Agents
+        a reference ``dal`` spawned are not this coordinator's to list
+        (:meth:`~dalfleet.coordinator.reference.ReferenceCoordinator.agent_ids`).
+
+        Raises:
+            StoreError: the store cannot be read or locked.
+            CoordinatorError: the agents cannot be listed or terminated (then
+                nothing was terminated).
+        """
+        with self.store.transaction() as fleets:
+            listed = {m for fleet in fleets.values() for m in fleet.member_ids}
+            found = [a for a in self.coordinator.agent_ids(AgentState.ALIVE) if a not in listed]
+            if found and not dry_run:
+                self.coordinator.terminate(found)
+        if found and not dry_run:
+            log.info("gc: terminated %d orphaned agent(s)", len(found))
+        return found
 
     def mold_for_scale_up(self, fleet: Fleet) -> Mold:
         """The mold new members of ``fleet`` come from.
@@ -749,9 +836,14 @@ class Client:
             targets = [fleets[n] for n in sorted(fleets)]
         if not targets:
             raise FleetNotFoundError("no fleets to export")
+        # One resolve and parse per mold, however many fleets share it.
+        by_source: dict[str, str | None] = {}
         memory: dict[str, str | None] = {}
         for fleet in targets:
-            memory[fleet.name] = self._memory_limit(fleet)
+            source = fleet.mold_source
+            if source is not None and source not in by_source:
+                by_source[source] = self._memory_limit(source)
+            memory[fleet.name] = None if source is None else by_source[source]
         return export_yaml(
             targets,
             fmt,
@@ -765,13 +857,11 @@ class Client:
             **({} if url_secret is None else {"url_secret": url_secret}),
         )
 
-    def _memory_limit(self, fleet: Fleet) -> str | None:
+    def _memory_limit(self, mold_source: str) -> str | None:
         from dalfleet.errors import MoldError
 
-        if fleet.mold_source is None:
-            return None
         try:
-            memory = self.load_mold(fleet.mold_source, confine=True).memory_limit
+            memory = self.load_mold(mold_source, confine=True).memory_limit
             if memory is not None:
                 memory_limit_bytes(memory)
             return memory

@@ -55,6 +55,7 @@ __all__ = [
     "deploy",
     "ensure_member",
     "export",
+    "gc",
     "health",
     "history",
     "list",
@@ -332,13 +333,28 @@ def delete(
     name: str, base: Base = None, *, teardown: bool = False, missing_ok: bool = True
 ) -> bool:
     """Remove a fleet: True if removed, False if absent (``missing_ok=False``: an
-    error instead). ``teardown=True`` also terminates its members.
+    error instead). ``teardown=True`` also terminates its members (after the fleet
+    is gone; see :meth:`Client.delete`).
 
     Raises:
         FleetNotFoundError: ``missing_ok=False`` and the fleet does not exist.
         StoreError: the fleet file cannot be read or written.
+        CoordinatorError: with ``teardown``, the agents' store is locked by another
+            process (nothing changed), or their terminate failed after the fleet was
+            deleted (they are orphans; :func:`gc` terminates them).
     """
     return _call(base, lambda c: c.delete(name, teardown=teardown, missing_ok=missing_ok))
+
+
+def gc(base: Base = None, *, dry_run: bool = False) -> builtins.list[str]:
+    """Terminate the orphans: alive agents no fleet lists (see :meth:`Client.gc`).
+    Returns their IDs; ``dry_run=True`` only lists them.
+
+    Raises:
+        StoreError: the fleet file cannot be read or locked.
+        CoordinatorError: the agents cannot be listed or terminated.
+    """
+    return _call(base, lambda c: c.gc(dry_run=dry_run))
 
 
 def scale(name: str, n: int, base: Base = None, *, progress: Progress | None = None) -> Fleet:

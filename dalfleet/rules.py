@@ -130,20 +130,35 @@ def check_count(count: object, max_count: int = MAX_COUNT) -> int:
     return n
 
 
-def check_size(size: object, max_count: int = MAX_COUNT) -> int:
-    """Check a fleet size to scale to: ``0 <= size <= max_count``.
+def check_size(size: object, max_count: int = MAX_COUNT, *, current: int | None = None) -> int:
+    """Check a fleet size to scale to: ``0 <= size <= max_count``; with ``current``
+    (the fleet's size now), shrinking is allowed even above the cap.
 
     Raises:
-        InvalidArgumentError: not an int, negative, or above the cap.
+        InvalidArgumentError: not an int, negative, or above the cap (and above ``current``).
     """
     n = _as_int(size, "scale size")
     if n < 0:
         raise InvalidArgumentError(f"scale size must be >= 0 (got {n})")
-    if n > max_count:
+    if n > max_count and (current is None or n > current):
         raise InvalidArgumentError(
             f"scale size {n} is too large: fleet size is capped at {max_count}"
         )
     return n
+
+
+def check_growth(name: str, have: int, adding: int, max_count: int = MAX_COUNT) -> None:
+    """Check that a fleet of ``have`` members may take ``adding`` more: the cap
+    applies to the fleet's size, however the members come.
+
+    Raises:
+        InvalidArgumentError: the fleet would be larger than ``max_count``.
+    """
+    if have + adding > max_count:
+        raise InvalidArgumentError(
+            f"fleet {quote(name)} has {have} members; {adding} more would exceed the "
+            f"cap: fleet size is capped at {max_count}"
+        )
 
 
 def check_task(task: object) -> str:

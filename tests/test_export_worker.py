@@ -92,6 +92,7 @@ def test_bad_worker_options_are_one_clear_error(options: dict[str, object], mess
 @pytest.mark.slow
 def test_the_cli_output_passes_kubernetes_validate_strict(tmp_path: Path) -> None:
     pytest.importorskip("kubernetes_validate", reason="needs the validators extra")
+
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "dalfleet", *args],

@@ -763,3 +763,19 @@ def test_a_lease_takeover_is_logged(base: Path, caplog: pytest.LogCaptureFixture
     assert "fleet w: took over 1 task(s) whose lease expired; retrying them" in [
         r.getMessage() for r in caplog.records
     ]
+
+
+# -- gc ---------------------------------------------------------------------------------
+
+
+def test_gc_terminates_the_agents_no_fleet_lists_and_only_them(ctx: Ctx) -> None:
+    kept = ctx.create_from_mold("keep", "worker", 2).member_ids
+    gone = ctx.create_from_mold("gone", "worker", 3).member_ids
+    assert ctx.delete("gone") is True  # metadata only: its members are orphans now
+    assert sorted(ctx.gc(dry_run=True)) == sorted(gone)
+    assert sorted(ctx.gc()) == sorted(gone)
+    assert ctx.gc() == []
+    client = fleet.current_client() if ctx.kind != "json" else dalfleet.Client.for_base(ctx.base)
+    states = client.coordinator.status([*kept, *gone])
+    assert [states[a].state for a in kept] == [AgentState.ALIVE] * 2
+    assert [states[a].state for a in gone] == [AgentState.TERMINATED] * 3

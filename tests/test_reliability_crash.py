@@ -90,15 +90,17 @@ def kill_when(proc: subprocess.Popen[str], base: Path, rng: random.Random, mid_w
 
 BIG_WRITER = """
     import sys
-    import dalfleet.fleet as fleet
+    from dalfleet.client import Client
     base, n = sys.argv[1], int(sys.argv[2])
+    client = Client.for_base(base)
+    client.max_count = 1_000_000  # the fleet is far above the default cap on purpose
     print("ready", flush=True)
     while True:  # write number n+1, n+2, ...: odd ones add a member, even ones deploy
         n += 1
         if n % 2:
-            fleet.add_member("big", f"extra_{n:06d}", base)
+            client.add_member("big", f"extra_{n:06d}")
         else:
-            fleet.deploy("big", f"t{n}", base)
+            client.deploy("big", f"t{n}")
 """
 
 

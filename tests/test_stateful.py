@@ -92,7 +92,8 @@ class FleetMachine(RuleBasedStateMachine):
     @rule(data=st.data(), count=SIZES)
     def add_from_mold(self, data: st.DataObject, count: int) -> None:
         name = data.draw(st.sampled_from(sorted(self.model)))
-        if count < 1 or count > CAP:
+        # The cap applies to the fleet's size, however members come (#10 item 19).
+        if count < 1 or len(self.members[name]) + count > CAP:
             self._expect_failure(
                 InvalidArgumentError, lambda: self.client.add_from_mold(name, "worker", count)
             )
@@ -109,7 +110,7 @@ class FleetMachine(RuleBasedStateMachine):
     def scale(self, data: st.DataObject, size: int) -> None:
         name = data.draw(st.sampled_from(sorted(self.model)))
         old = self.members[name]
-        if size < 0 or size > CAP:
+        if size < 0 or size > max(CAP, len(old)):  # shrinking above the cap is allowed
             self._expect_failure(InvalidArgumentError, lambda: self.client.scale(name, size))
         elif size > len(old) and not self.model[name]["mold"]:
             self._expect_failure(InvalidArgumentError, lambda: self.client.scale(name, size))
@@ -124,7 +125,9 @@ class FleetMachine(RuleBasedStateMachine):
     @rule(data=st.data(), member=st.sampled_from(["agent_x", "agent_y", "  "]))
     def add_member(self, data: st.DataObject, member: str) -> None:
         name = data.draw(st.sampled_from(sorted(self.model)))
-        if not member.strip():
+        if not member.strip() or (
+            member not in self.members[name] and len(self.members[name]) >= CAP
+        ):
             self._expect_failure(InvalidArgumentError, lambda: self.client.add_member(name, member))
             return
         f = self.client.add_member(name, member)

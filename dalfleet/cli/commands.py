@@ -293,6 +293,27 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    """``dalfleet gc [--dry-run]``: terminate the agents no fleet lists.
+
+    Raises:
+        FleetError: what the library raised (printed by ``main`` as one line).
+    """
+    with _client(args) as client:
+        found = client.gc(dry_run=args.dry_run)
+    if args.json:
+        output.print_json({"orphans": found, "terminated": not args.dry_run})
+        return EXIT_OK
+    if not found:
+        line("No orphaned agents")
+        return EXIT_OK
+    verb = "would be terminated" if args.dry_run else "terminated"
+    line(f"{'🔍' if args.dry_run else '✅'} {len(found)} orphaned agent(s) {verb}")
+    for agent_id in found:
+        line(f"  {agent_id}")
+    return EXIT_OK
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     """``dalfleet deploy NAME TASK…``.
 

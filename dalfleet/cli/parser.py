@@ -397,6 +397,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(
         subs,
+        "gc",
+        "terminate orphaned agents (alive, in no fleet)",
+        [
+            _INIT,
+            _from_mold("scratch"),
+            "dalfleet delete scratch",
+            "dalfleet gc --dry-run",
+            "dalfleet gc",
+        ],
+        commands.cmd_gc,
+        common,
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the orphans without terminating them"
+    )
+
+    p = _sub(
+        subs,
         "health",
         "show a fleet's health",
         [

@@ -82,6 +82,7 @@ __all__ = [
     "TaskRecord",
     "TaskState",
     "new_agent_id",
+    "check_writable",
     "new_task_id",
     "new_task_ids",
     "worker_identity",
@@ -682,3 +683,21 @@ def check_max_attempts(max_attempts: int) -> int:
             f"max_attempts must be an integer >= 1 (got {quote(max_attempts)})"
         )
     return max_attempts
+
+
+def check_writable(coordinator: Coordinator) -> None:
+    """Check, before changing anything else, that a terminate on ``coordinator`` would
+    not fail on a lock held by another process (when the coordinator can tell: a
+    ``check_writable()`` method of its own, as the local SQLite one has).
+
+    Fleets drop agents first and terminate them after: this check makes a locked
+    coordinator fail the whole command before the fleet file changes, so the only
+    failure left after it is a terminate that fails anyway, which leaves orphans
+    (agents no fleet lists), never ghosts.
+
+    Raises:
+        CoordinatorError: the coordinator cannot be written now.
+    """
+    own = getattr(coordinator, "check_writable", None)
+    if own is not None:
+        own()

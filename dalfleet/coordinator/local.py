@@ -162,6 +162,10 @@ def _record(row: Sequence[Any]) -> TaskRecord:
     )
 
 
+# The files SQLite keeps beside the database, by suffix.
+_SIDECARS = ("-wal", "-shm", "-journal")
+
+
 class LocalCoordinator:
     """Agents and task queues in ``<base>/.dal/agent_runtime.db``, shared by processes.
 
@@ -172,6 +176,11 @@ class LocalCoordinator:
     to finish before failing. Every write is one short ``BEGIN IMMEDIATE``
     transaction that is rolled back on any exception, Ctrl-C included, so the
     connection is never left inside a transaction.
+
+    A zero-length database file (what a crash while the file was being created
+    leaves) is taken as a new one, as SQLite itself takes it: reads find no agents
+    and the first spawn creates the schema in it. A symlink at the database or at
+    its ``-wal``, ``-shm`` or ``-journal`` file is refused, never followed.
 
     Raises (constructor):
         InvalidArgumentError: ``max_attempts`` is not an int >= 1.
@@ -262,35 +271,47 @@ class LocalCoordinator:
         ids = unique_ids(agent_ids)
         if not ids:
             return
-        stamp = now()
         with self._transaction(write=True) as conn:
-            if conn is None:
-                return
-            rows = conn.execute(
-                "SELECT agent_id, json_extract(spec_json, '$.lifecycle.' || ?) FROM agents "
-                f"WHERE agent_id {_IN_IDS} AND state != ?",
-                (ON_DESTROY, json.dumps(ids), AgentState.TERMINATED.value),
-            ).fetchall()
-            if not rows:
-                return
-            alive = json.dumps([agent_id for agent_id, _ in rows])
-            conn.execute(
-                f"UPDATE agents SET state = ?, terminated_at = ? WHERE agent_id {_IN_IDS}",
-                (AgentState.TERMINATED.value, stamp, alive),
-            )
-            conn.execute(
-                "UPDATE tasks SET state = 'failed', error = ?, finished_at = ? "
-                f"WHERE agent_id {_IN_IDS} AND state = 'pending'",
-                (TERMINATED_ERROR, stamp, alive),
-            )
-            conn.executemany(
-                "INSERT INTO events (agent_id, kind, detail, at) VALUES (?, ?, ?, ?)",
-                [
-                    (agent_id, ON_DESTROY, hook, stamp)
-                    for agent_id, hook in rows
-                    if hook is not None
-                ],
-            )
+            if conn is not None:
+                self._terminate_in(conn, ids)
+
+    def check_writable(self) -> None:
+        """Wait for SQLite's write lock (up to ``busy_timeout``) and release it at once.
+
+        A caller about to change something else first (the fleet file) and then
+        terminate agents checks here that the terminate will not fail on a lock
+        another process holds; an error here means nothing changed anywhere.
+
+        Raises:
+            CoordinatorError: the database cannot be opened or locked.
+        """
+        with self._transaction(write=True):
+            pass
+
+    def _terminate_in(self, conn: sqlite3.Connection, ids: list[str]) -> None:
+        """The terminate, inside the caller's write transaction."""
+        stamp = now()
+        rows = conn.execute(
+            "SELECT agent_id, json_extract(spec_json, '$.lifecycle.' || ?) FROM agents "
+            f"WHERE agent_id {_IN_IDS} AND state != ?",
+            (ON_DESTROY, json.dumps(ids), AgentState.TERMINATED.value),
+        ).fetchall()
+        if not rows:
+            return
+        alive = json.dumps([agent_id for agent_id, _ in rows])
+        conn.execute(
+            f"UPDATE agents SET state = ?, terminated_at = ? WHERE agent_id {_IN_IDS}",
+            (AgentState.TERMINATED.value, stamp, alive),
+        )
+        conn.execute(
+            "UPDATE tasks SET state = 'failed', error = ?, finished_at = ? "
+            f"WHERE agent_id {_IN_IDS} AND state = 'pending'",
+            (TERMINATED_ERROR, stamp, alive),
+        )
+        conn.executemany(
+            "INSERT INTO events (agent_id, kind, detail, at) VALUES (?, ?, ?, ?)",
+            [(agent_id, ON_DESTROY, hook, stamp) for agent_id, hook in rows if hook is not None],
+        )
 
     def agents(self, agent_ids: Sequence[str]) -> dict[str, Agent]:
         """The known agents among ``agent_ids``, in input order.
@@ -882,10 +903,13 @@ class LocalCoordinator:
         if self._conn is not None:
             return self._conn
         path = self.path
-        if path.is_symlink():
-            raise CoordinatorError(
-                f"local runtime database {path} is a symlink; refusing to follow it"
-            )
+        # SQLite would follow a symlink at the database or at the files it keeps beside
+        # it (and create the target): none of them is ever followed.
+        for own in (path, *(path.with_name(path.name + s) for s in _SIDECARS)):
+            if own.is_symlink():
+                raise CoordinatorError(
+                    f"local runtime database file {own} is a symlink; refusing to follow it"
+                )
         if path.is_dir():
             raise CoordinatorError(
                 f"local runtime database {path} is a directory, not a SQLite database"

@@ -783,6 +783,16 @@ class ReferenceCoordinator:
         self.runtime.terminate(ids)
         self._sync(ids)
 
+    def check_writable(self) -> None:
+        """As :meth:`LocalCoordinator.check_writable`; the reference's file must also
+        be readable, since a terminate rewrites it.
+
+        Raises:
+            CoordinatorError: the database cannot be locked or the file cannot be read.
+        """
+        self.runtime.load()
+        self.inner.check_writable()
+
     def agents(self, agent_ids: Sequence[str]) -> dict[str, Agent]:
         """As the protocol; agents the reference spawned are included.
 
