@@ -13,8 +13,7 @@ that needs neither SQLite nor asyncio do not pay for them.
 
 from __future__ import annotations
 
-import importlib
-
+from dalfleet import _lazy
 from dalfleet._version import __version__
 
 # typing.TYPE_CHECKING without importing typing (a few ms of every start-up);
@@ -148,20 +147,4 @@ __all__ = [
     "__version__",
 ]
 
-
-def __getattr__(name: str) -> object:
-    """Import a public name from its module on first use, then keep it here.
-
-    Raises:
-        AttributeError: ``name`` is not a public name of dalfleet.
-    """
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dalfleet' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = _lazy.attach(__name__, _LAZY)

@@ -11,7 +11,7 @@ one of its modules does not load the others.
 
 from __future__ import annotations
 
-import importlib
+from dalfleet import _lazy
 
 # typing.TYPE_CHECKING without importing typing; type checkers treat it as true.
 TYPE_CHECKING = False
@@ -128,20 +128,4 @@ __all__ = [
     "validate_mold",
 ]
 
-
-def __getattr__(name: str) -> object:
-    """Import a public name from its module on first use, then keep it here.
-
-    Raises:
-        AttributeError: ``name`` is not a public name of this package.
-    """
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy.attach(__name__, _LAZY)
