@@ -60,7 +60,7 @@ import enum
 import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
@@ -179,6 +179,17 @@ class TaskCounts:
     def total(self) -> int:
         """All tasks counted."""
         return self.pending + self.running + self.completed + self.failed
+
+    @classmethod
+    def from_tally(cls, tally: Mapping[str, int]) -> TaskCounts:
+        """The counts of a ``{state: count}`` tally (e.g. a ``GROUP BY state``);
+        states not in it count 0. Never raises."""
+        return cls(
+            pending=tally.get(TaskState.PENDING.value, 0),
+            running=tally.get(TaskState.RUNNING.value, 0),
+            completed=tally.get(TaskState.COMPLETED.value, 0),
+            failed=tally.get(TaskState.FAILED.value, 0),
+        )
 
 
 @attrs.frozen

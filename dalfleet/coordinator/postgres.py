@@ -660,12 +660,7 @@ class PostgresCoordinator:
             ).fetchall(),
         )
         tally = {state: int(n) for state, n in rows}
-        return TaskCounts(
-            pending=tally.get("pending", 0),
-            running=tally.get("running", 0),
-            completed=tally.get("completed", 0),
-            failed=tally.get("failed", 0),
-        )
+        return TaskCounts.from_tally(tally)
 
     def tasks(self, agent_id: str) -> list[TaskRecord]:
         """Every task of one agent, oldest dispatch first (empty for an unknown ID).
