@@ -24,8 +24,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from dalfleet import rollout
-from dalfleet.coordinator import Coordinator, MemoryCoordinator
-from dalfleet.coordinator.reference import coordinator_for_base
 from dalfleet.defaults import (
     DEFAULT_CONCURRENCY,
     DEFAULT_IMAGE,
@@ -42,7 +40,6 @@ from dalfleet.errors import (
     fleet_not_found,
     quote,
 )
-from dalfleet.executor.base import Executor, Handler
 from dalfleet.models import (
     AgentState,
     ExportFormat,
@@ -54,14 +51,6 @@ from dalfleet.models import (
     Revision,
     RunReport,
 )
-from dalfleet.mold import (
-    Mold,
-    agent_type_of,
-    load_mold,
-    memory_limit_bytes,
-    principal_trust_level,
-    render,
-)
 from dalfleet.rules import (
     check_agent_id,
     check_count,
@@ -72,13 +61,33 @@ from dalfleet.rules import (
     check_task,
     parse_params,
 )
-from dalfleet.run import WorkStats
-from dalfleet.store import JsonFileStore, MemoryStore, Store
 
+# The coordinators (SQLite), the mold parser, the executor and the runner are
+# imported where they are used: a command such as ``deploy`` needs none of them, and
+# importing them is a large part of a short command's start-up time.
 if TYPE_CHECKING:
+    from dalfleet.coordinator import Coordinator
+    from dalfleet.executor.base import Executor, Handler
+    from dalfleet.mold import Mold
     from dalfleet.rollout import Change, FleetSpec
+    from dalfleet.run import WorkStats
+    from dalfleet.store import Store
 
 __all__ = ["Client", "MoldSource", "Params", "Progress", "WorkStats", "fleet_not_found"]
+
+
+def __getattr__(name: str) -> object:
+    """``WorkStats``, re-exported from :mod:`dalfleet.run` on first use (PEP 562).
+
+    Raises:
+        AttributeError: no such name.
+    """
+    if name == "WorkStats":
+        from dalfleet.run import WorkStats
+
+        return WorkStats
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Create-time params: a mapping, or ``"KEY=VALUE"`` strings.
 Params = Mapping[str, object] | Iterable[str] | None
@@ -161,6 +170,10 @@ class Client:
             InvalidArgumentError: ``runtime`` (or ``$DALFLEET_RUNTIME``) is not ``auto``,
                 ``local`` or ``reference``.
         """
+        from dalfleet.coordinator.reference import coordinator_for_base
+        from dalfleet.mold.principal import principal_trust_level
+        from dalfleet.store.jsonfile import JsonFileStore
+
         root = Path(base) if base is not None else Path.cwd()
         trust = principal_trust_level(root) if trust_level is None else trust_level
         # Where the reference keeps its agents, share them (SPEC §5, reference runtime).
@@ -201,6 +214,9 @@ class Client:
         executor: Executor | None = None,
     ) -> Client:
         """A client that keeps fleets and agents in memory (tests, notebooks). Never raises."""
+        from dalfleet.coordinator.memory import MemoryCoordinator
+        from dalfleet.store.memory import MemoryStore
+
         return cls(
             MemoryStore(),
             MemoryCoordinator(trust_level=trust_level),
@@ -263,6 +279,9 @@ class Client:
                 outside the project), cannot be read or parsed, or names an unknown
                 agent type.
         """
+        from dalfleet.mold.model import agent_type_of
+        from dalfleet.mold.resolve import load_mold
+
         mold = load_mold(check_mold_source(source), self.base, confine=confine)
         agent_type_of(mold)
         return mold
@@ -276,6 +295,8 @@ class Client:
         params: Mapping[str, str] | None,
         progress: Progress | None,
     ) -> list[str]:
+        from dalfleet.mold.render import render
+
         trust = self.coordinator.trust_level
         spawned: list[str] = []
         try:
@@ -711,6 +732,7 @@ class Client:
 
     def _memory_limit(self, fleet: Fleet) -> str | None:
         from dalfleet.errors import MoldError
+        from dalfleet.mold.model import memory_limit_bytes
 
         if fleet.mold_source is None:
             return None

@@ -328,8 +328,19 @@ class JsonFileStore:
             side = self._decode(history_raw, self.history_path)[0]
         fleets: dict[str, Fleet] = {}
         for key, entry in data.items():
-            fixed = _lenient(entry, key, self.path)
             revisions = side.get(key)
+            try:
+                # Most entries are as dalfleet writes them: build them as they are. An
+                # entry _lenient would fix (another name, a duplicate ID) is one the
+                # converter refuses, so only a refused entry is fixed, warned about and
+                # built again - with the same result and warnings as fixing every entry.
+                if isinstance(entry, dict):
+                    whole = entry if revisions is None else {**entry, HISTORY_KEY: revisions}
+                    fleets[key] = structure_fleet(whole, key)
+                    continue
+            except FleetFormatError:
+                pass
+            fixed = _lenient(entry, key, self.path)
             if revisions is not None:
                 fixed = {**fixed, HISTORY_KEY: revisions}
             try:
@@ -508,7 +519,7 @@ class JsonFileStore:
             StoreError: it cannot be encoded, or is over ``max_bytes`` even with one
                 revision a fleet.
         """
-        from dalfleet.convert import converter
+        from dalfleet.convert import revision_data
 
         trimmed = False
         texts: dict[str, list[str]] = {}
@@ -520,7 +531,7 @@ class JsonFileStore:
             lengths: list[int] = []
             total = 0
             for revision in reversed(fleet.history):  # newest first, within the byte bound
-                text = _jsonio.pretty(converter.unstructure(revision), 2)
+                text = _jsonio.pretty(revision_data(revision), 2)
                 size = len(text.encode("utf-8", "surrogatepass")) + 6
                 if kept and total + size > HISTORY_MAX_BYTES:
                     break
