@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from dalfleet import rollout
+from dalfleet._gcpause import gc_paused
 from dalfleet.defaults import (
     DEFAULT_CONCURRENCY,
     DEFAULT_IMAGE,
@@ -649,19 +650,20 @@ class Client:
             StoreError / CoordinatorError: state cannot be read.
         """
         fleet = self._require(_lookup_name(name))
-        statuses = self.coordinator.status(builtins.list(fleet.member_ids))
-        # Positional, one pass in C over the roster: built once per member of a 1M fleet.
-        members = [
-            MemberHealth(
-                s.agent_id,
-                s.state,
-                s.pending_tasks + s.running_tasks,
-                s.failed_tasks,
-                s.completed_tasks,
-                s.last_result_at,
-            )
-            for s in map(statuses.__getitem__, fleet.member_ids)
-        ]
+        with gc_paused():  # two records a member, no cycles: see dalfleet._gcpause
+            statuses = self.coordinator.status(builtins.list(fleet.member_ids))
+            # Positional, one pass in C over the roster: built once per member of a 1M fleet.
+            members = [
+                MemberHealth(
+                    s.agent_id,
+                    s.state,
+                    s.pending_tasks + s.running_tasks,
+                    s.failed_tasks,
+                    s.completed_tasks,
+                    s.last_result_at,
+                )
+                for s in map(statuses.__getitem__, fleet.member_ids)
+            ]
         if not fleet.member_ids and fleet.mold_source is None:
             status = HealthStatus.EMPTY
         elif any(m.state is AgentState.TERMINATED for m in members):
