@@ -245,9 +245,8 @@ def structure_fleet(entry: Any, key: str) -> Fleet:
                 fields[field] = hook(entry[file_key], None)
     except FleetFormatError as exc:
         raise FleetFormatError(f"fleet {quote(name)}: {exc}") from None
-    unknown = {k: v for k, v in entry.items() if k not in _KNOWN}
-    if unknown:
-        fields["extra"] = unknown
+    if not entry.keys() <= _KNOWN:  # a set test in C; most entries have only our keys
+        fields["extra"] = {k: v for k, v in entry.items() if k not in _KNOWN}
     return Fleet(name, **fields)
 
 

@@ -307,7 +307,9 @@ class JsonFileStore:
             raise self._corrupt(path, "nested too deeply") from None
         except ValueError as exc:  # NaN/Infinity, duplicate keys, integers too long to convert
             raise self._corrupt(path, str(exc)) from None
-        if b"\\ud" in raw or b"\\uD" in raw:
+        # Most files hold no backslash: a one-byte search is a memchr (0.03 ms on 3.8 MB),
+        # each three-byte search took 2 ms.
+        if b"\\" in raw and (b"\\ud" in raw or b"\\uD" in raw):
             # \ud800-style escapes may decode to lone surrogates, which no UTF-8 file can hold.
             try:
                 _jsonio.pretty(data).encode("utf-8")
