@@ -33,6 +33,7 @@ from dalfleet.defaults import (
     DEFAULT_TRUST_LEVEL,
     DEFAULT_WORKLOAD,
     MAX_COUNT,
+    RUNTIME_ENV,
 )
 from dalfleet.errors import (
     FleetNotFoundError,
@@ -127,10 +128,26 @@ class Client:
         executor: Executor | None = None,
     ) -> None:
         self.store = store
-        self.coordinator = coordinator
+        self._coordinator: Coordinator | None = coordinator
+        self._choose_coordinator: Callable[[], Coordinator] | None = None
         self._base = Path(base) if base is not None else None
         self.max_count = max_count
         self._executor = executor
+
+    @property
+    def coordinator(self) -> Coordinator:
+        """Where agents live. :meth:`for_base` chooses it on first use: a command that
+        only reads or writes fleets (``deploy``, ``show``) never loads SQLite or the
+        reference runtime."""
+        if self._coordinator is None and self._choose_coordinator is not None:
+            self._coordinator = self._choose_coordinator()
+        if self._coordinator is None:  # pragma: no cover - __init__ always sets one of them
+            raise RuntimeError("client has no coordinator")
+        return self._coordinator
+
+    @coordinator.setter
+    def coordinator(self, coordinator: Coordinator) -> None:
+        self._coordinator = coordinator
 
     @property
     def executor(self) -> Executor:
@@ -171,15 +188,25 @@ class Client:
             InvalidArgumentError: ``runtime`` (or ``$DALFLEET_RUNTIME``) is not ``auto``,
                 ``local`` or ``reference``.
         """
-        from dalfleet.coordinator.reference import coordinator_for_base
         from dalfleet.mold.principal import principal_trust_level
         from dalfleet.store.jsonfile import JsonFileStore
 
         root = Path(base) if base is not None else Path.cwd()
         trust = principal_trust_level(root) if trust_level is None else trust_level
-        # Where the reference keeps its agents, share them (SPEC §5, reference runtime).
-        coordinator = coordinator_for_base(root, trust, runtime)
-        return cls(JsonFileStore(root), coordinator, base=root, executor=executor)
+
+        def choose() -> Coordinator:
+            from dalfleet.coordinator.reference import coordinator_for_base
+
+            # Where the reference keeps its agents, share them (SPEC §5, reference runtime).
+            return coordinator_for_base(root, trust, runtime)
+
+        if runtime is None and not os.environ.get(RUNTIME_ENV):
+            # ``auto``, which cannot be wrong: choose on first use (importing the
+            # coordinators is a large part of a short command's start-up).
+            client = cls(JsonFileStore(root), None, base=root, executor=executor)  # type: ignore[arg-type]
+            client._choose_coordinator = choose
+            return client
+        return cls(JsonFileStore(root), choose(), base=root, executor=executor)
 
     @classmethod
     def from_url(
@@ -239,7 +266,8 @@ class Client:
                 built-in ones raise nothing.
         """
         try:
-            self.coordinator.close()
+            if self._coordinator is not None:  # one chosen on first use may never have been
+                self._coordinator.close()
         finally:
             self.store.close()
             if self._executor is not None:

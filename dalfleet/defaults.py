@@ -51,3 +51,6 @@ MAX_NAME_CHARS: Final = 63
 MAX_AGENT_ID_CHARS: Final = 256
 #: Characters of a value shown in a message before it is shortened.
 QUOTE_LIMIT: Final = 70
+#: The environment variable that picks the default coordinator (``auto``, ``local``,
+#: ``reference``; see :func:`dalfleet.coordinator.reference.coordinator_for_base`).
+RUNTIME_ENV: Final = "DALFLEET_RUNTIME"
