@@ -188,15 +188,16 @@ class Client:
             InvalidArgumentError: ``runtime`` (or ``$DALFLEET_RUNTIME``) is not ``auto``,
                 ``local`` or ``reference``.
         """
-        from dalfleet.mold.principal import principal_trust_level
         from dalfleet.store.jsonfile import JsonFileStore
 
         root = Path(base) if base is not None else Path.cwd()
-        trust = principal_trust_level(root) if trust_level is None else trust_level
 
         def choose() -> Coordinator:
             from dalfleet.coordinator.reference import coordinator_for_base
+            from dalfleet.mold.principal import principal_trust_level
 
+            # Only agents have a trust level (principal_trust_level never raises).
+            trust = principal_trust_level(root) if trust_level is None else trust_level
             # Where the reference keeps its agents, share them (SPEC §5, reference runtime).
             return coordinator_for_base(root, trust, runtime)
 

@@ -106,6 +106,7 @@ def test_deploy_loads_no_coordinator_and_no_cattrs(
         "dalfleet.coordinator.local",
         "dalfleet.coordinator.reference",
         "dalfleet.executor.base",
+        "dalfleet.mold",
         "dalfleet.run",
     }
     # The coordinator is still there when a call needs it, chosen as before.
