@@ -13,6 +13,7 @@ spawned by a change that then fails are terminated again.
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 import sys
 import threading
@@ -24,9 +25,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from dalfleet import rollout
-from dalfleet.coordinator import Coordinator, MemoryCoordinator
-from dalfleet.coordinator.base import check_writable
-from dalfleet.coordinator.reference import coordinator_for_base
+from dalfleet._gcpause import gc_paused
 from dalfleet.defaults import (
     DEFAULT_CONCURRENCY,
     DEFAULT_IMAGE,
@@ -34,7 +33,9 @@ from dalfleet.defaults import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TRUST_LEVEL,
     DEFAULT_WORKLOAD,
+    LOGGER_NAME,
     MAX_COUNT,
+    RUNTIME_ENV,
 )
 from dalfleet.errors import (
     CoordinatorError,
@@ -44,7 +45,6 @@ from dalfleet.errors import (
     fleet_not_found,
     quote,
 )
-from dalfleet.executor.base import Executor, Handler, log
 from dalfleet.models import (
     AgentState,
     ExportFormat,
@@ -56,14 +56,6 @@ from dalfleet.models import (
     MemberOutcome,
     Revision,
     RunReport,
-)
-from dalfleet.mold import (
-    Mold,
-    agent_type_of,
-    load_mold,
-    memory_limit_bytes,
-    principal_trust_level,
-    render,
 )
 from dalfleet.rules import (
     check_agent_id,
@@ -77,11 +69,17 @@ from dalfleet.rules import (
     check_task,
     parse_params,
 )
-from dalfleet.run import WorkStats
-from dalfleet.store import JsonFileStore, MemoryStore, Store
 
+# The coordinators (SQLite), the mold parser, the executor and the runner are
+# imported where they are used: a command such as ``deploy`` needs none of them, and
+# importing them is a large part of a short command's start-up time.
 if TYPE_CHECKING:
+    from dalfleet.coordinator import Coordinator
+    from dalfleet.executor.base import Executor, Handler
+    from dalfleet.mold import Mold
     from dalfleet.rollout import Change, FleetSpec
+    from dalfleet.run import WorkStats
+    from dalfleet.store import Store
 
 __all__ = [
     "Client",
@@ -92,6 +90,23 @@ __all__ = [
     "fleet_not_found",
 ]
 
+log = logging.getLogger(LOGGER_NAME)
+
+
+def __getattr__(name: str) -> object:
+    """``WorkStats``, re-exported from :mod:`dalfleet.run` on first use (PEP 562).
+
+    Raises:
+        AttributeError: no such name.
+    """
+    if name == "WorkStats":
+        from dalfleet.run import WorkStats
+
+        return WorkStats
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+#: Create-time params: a mapping, or ``"KEY=VALUE"`` strings.
 Params = Mapping[str, object] | Iterable[str] | None
 """Create-time params: a mapping, or ``"KEY=VALUE"`` strings (or None)."""
 Progress = Callable[[int, int], None]
@@ -129,10 +144,26 @@ class Client:
         executor: Executor | None = None,
     ) -> None:
         self.store = store
-        self.coordinator = coordinator
+        self._coordinator: Coordinator | None = coordinator
+        self._choose_coordinator: Callable[[], Coordinator] | None = None
         self._base = Path(base) if base is not None else None
         self.max_count = max_count
         self._executor = executor
+
+    @property
+    def coordinator(self) -> Coordinator:
+        """Where agents live. :meth:`for_base` chooses it on first use: a command that
+        only reads or writes fleets (``deploy``, ``show``) never loads SQLite or the
+        reference runtime."""
+        if self._coordinator is None and self._choose_coordinator is not None:
+            self._coordinator = self._choose_coordinator()
+        if self._coordinator is None:  # pragma: no cover - __init__ always sets one of them
+            raise RuntimeError("client has no coordinator")
+        return self._coordinator
+
+    @coordinator.setter
+    def coordinator(self, coordinator: Coordinator) -> None:
+        self._coordinator = coordinator
 
     @property
     def executor(self) -> Executor:
@@ -174,11 +205,26 @@ class Client:
                 must not become a new project tree); ``runtime`` (or
                 ``$DALFLEET_RUNTIME``) is not ``auto``, ``local`` or ``reference``.
         """
+        from dalfleet.store.jsonfile import JsonFileStore
+
         root = check_base(base, must_exist=False) if base is not None else Path.cwd()
-        trust = principal_trust_level(root) if trust_level is None else trust_level
-        # Where the reference keeps its agents, share them (SPEC §5, reference runtime).
-        coordinator = coordinator_for_base(root, trust, runtime)
-        return cls(JsonFileStore(root), coordinator, base=root, executor=executor)
+
+        def choose() -> Coordinator:
+            from dalfleet.coordinator.reference import coordinator_for_base
+            from dalfleet.mold.principal import principal_trust_level
+
+            # Only agents have a trust level (principal_trust_level never raises).
+            trust = principal_trust_level(root) if trust_level is None else trust_level
+            # Where the reference keeps its agents, share them (SPEC §5, reference runtime).
+            return coordinator_for_base(root, trust, runtime)
+
+        if runtime is None and not os.environ.get(RUNTIME_ENV):
+            # ``auto``, which cannot be wrong: choose on first use (importing the
+            # coordinators is a large part of a short command's start-up).
+            client = cls(JsonFileStore(root), None, base=root, executor=executor)  # type: ignore[arg-type]
+            client._choose_coordinator = choose
+            return client
+        return cls(JsonFileStore(root), choose(), base=root, executor=executor)
 
     @classmethod
     def from_url(
@@ -214,6 +260,9 @@ class Client:
         executor: Executor | None = None,
     ) -> Client:
         """A client that keeps fleets and agents in memory (tests, notebooks). Never raises."""
+        from dalfleet.coordinator.memory import MemoryCoordinator
+        from dalfleet.store.memory import MemoryStore
+
         return cls(
             MemoryStore(),
             MemoryCoordinator(trust_level=trust_level),
@@ -235,7 +284,8 @@ class Client:
                 built-in ones raise nothing.
         """
         try:
-            self.coordinator.close()
+            if self._coordinator is not None:  # one chosen on first use may never have been
+                self._coordinator.close()
         finally:
             self.store.close()
             if self._executor is not None:
@@ -277,6 +327,9 @@ class Client:
                 outside the project), cannot be read or parsed, or names an unknown
                 agent type.
         """
+        from dalfleet.mold.model import agent_type_of
+        from dalfleet.mold.resolve import load_mold
+
         mold = load_mold(check_mold_source(source), self.base, confine=confine)
         agent_type_of(mold)
         return mold
@@ -290,6 +343,8 @@ class Client:
         params: Mapping[str, str] | None,
         progress: Progress | None,
     ) -> list[str]:
+        from dalfleet.mold.render import render
+
         trust = self.coordinator.trust_level
         spawned: list[str] = []
         try:
@@ -573,6 +628,8 @@ class Client:
                     teardown = False
                 else:
                     # A locked coordinator fails the command before the file changes.
+                    from dalfleet.coordinator.base import check_writable
+
                     check_writable(self.coordinator)
         if removed is None:
             return False
@@ -654,6 +711,8 @@ class Client:
                         removed = []  # done, in the same transaction
                     else:
                         # A locked coordinator fails the command before the file changes.
+                        from dalfleet.coordinator.base import check_writable
+
                         check_writable(self.coordinator)
                 else:
                     if mold is None or current.mold_source is None:
@@ -765,18 +824,20 @@ class Client:
             StoreError / CoordinatorError: state cannot be read.
         """
         fleet = self._require(_lookup_name(name))
-        statuses = self.coordinator.status(builtins.list(fleet.member_ids))
-        members = [
-            MemberHealth(
-                agent_id=s.agent_id,
-                state=s.state,
-                pending_tasks=s.pending_tasks + s.running_tasks,
-                failed_tasks=s.failed_tasks,
-                completed_tasks=s.completed_tasks,
-                last_result_at=s.last_result_at,
-            )
-            for s in (statuses[agent_id] for agent_id in fleet.member_ids)
-        ]
+        with gc_paused():  # two records a member, no cycles: see dalfleet._gcpause
+            statuses = self.coordinator.status(builtins.list(fleet.member_ids))
+            # Positional, one pass in C over the roster: built once per member of a 1M fleet.
+            members = [
+                MemberHealth(
+                    s.agent_id,
+                    s.state,
+                    s.pending_tasks + s.running_tasks,
+                    s.failed_tasks,
+                    s.completed_tasks,
+                    s.last_result_at,
+                )
+                for s in map(statuses.__getitem__, fleet.member_ids)
+            ]
         if not fleet.member_ids and fleet.mold_source is None:
             status = HealthStatus.EMPTY
         elif any(m.state is AgentState.TERMINATED for m in members):
@@ -859,6 +920,7 @@ class Client:
 
     def _memory_limit(self, mold_source: str) -> str | None:
         from dalfleet.errors import MoldError
+        from dalfleet.mold.model import memory_limit_bytes
 
         try:
             memory = self.load_mold(mold_source, confine=True).memory_limit

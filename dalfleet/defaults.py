@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "LOGGER_NAME",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_IMAGE",
     "DEFAULT_LEASE",
@@ -51,3 +52,10 @@ MAX_NAME_CHARS: Final = 63
 MAX_AGENT_ID_CHARS: Final = 256
 #: Characters of a value shown in a message before it is shortened.
 QUOTE_LIMIT: Final = 70
+#: The environment variable that picks the default coordinator (``auto``, ``local``,
+#: ``reference``; see :func:`dalfleet.coordinator.reference.coordinator_for_base`).
+RUNTIME_ENV: Final = "DALFLEET_RUNTIME"
+
+LOGGER_NAME: Final = "dalfleet"
+"""The library's logger: what a user may want to see (spawns, terminations, runs,
+lease takeovers, handler failures); the library never prints."""

@@ -18,10 +18,9 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from dalfleet.client import Client, MoldSource, Params, Progress, WorkStats
-from dalfleet.coordinator import Coordinator
+from dalfleet.client import Client, MoldSource, Params, Progress
 from dalfleet.defaults import (
     DEFAULT_CONCURRENCY,
     DEFAULT_IMAGE,
@@ -29,7 +28,6 @@ from dalfleet.defaults import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_WORKLOAD,
 )
-from dalfleet.executor.base import Executor, Handler
 from dalfleet.models import (
     ExportFormat,
     Fleet,
@@ -40,7 +38,13 @@ from dalfleet.models import (
     RunReport,
 )
 from dalfleet.rollout import Change, FleetSpec
-from dalfleet.store import Store
+
+# Types only: the coordinators, executors and runner load when a call needs them.
+if TYPE_CHECKING:
+    from dalfleet.coordinator import Coordinator
+    from dalfleet.executor.base import Executor, Handler
+    from dalfleet.run import WorkStats
+    from dalfleet.store import Store
 
 __all__ = [
     "Client",

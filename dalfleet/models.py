@@ -243,6 +243,22 @@ class OutcomeStatus(StatusEnum):
     TIMEOUT = "timeout"
 
 
+# attrs converters to the enums: a member passes through as it is, without the enum's
+# ``__call__`` (a health report of 1M members builds a million states).
+
+
+def _agent_state(value: Any) -> AgentState:
+    return value if type(value) is AgentState else AgentState(value)
+
+
+def _outcome_status(value: Any) -> OutcomeStatus:
+    return value if type(value) is OutcomeStatus else OutcomeStatus(value)
+
+
+def _health_status(value: Any) -> HealthStatus:
+    return value if type(value) is HealthStatus else HealthStatus(value)
+
+
 class ExportFormat(StatusEnum):
     """Manifest formats understood by :func:`dalfleet.fleet.export`."""
 
@@ -338,7 +354,7 @@ class Agent:
 
     agent_id: str
     spec: AgentSpec
-    state: AgentState = attrs.field(default=AgentState.ALIVE, converter=AgentState)
+    state: AgentState = attrs.field(default=AgentState.ALIVE, converter=_agent_state)
 
     @property
     def name(self) -> str:
@@ -372,7 +388,7 @@ class MemberOutcome:
 
     agent_id: str
     ok: bool
-    status: OutcomeStatus = attrs.field(converter=OutcomeStatus)
+    status: OutcomeStatus = attrs.field(converter=_outcome_status)
     task_id: str | None = None
     result: Any = attrs.field(default=None, converter=freeze)
     error: str | None = None
@@ -418,7 +434,7 @@ class MemberHealth:
     """Live state of one member."""
 
     agent_id: str
-    state: AgentState = attrs.field(converter=AgentState)
+    state: AgentState = attrs.field(converter=_agent_state)
     pending_tasks: int = 0
     failed_tasks: int = 0
     completed_tasks: int = 0
@@ -436,7 +452,7 @@ class FleetHealth:
     has_mold: bool
     last_deployed_task: str | None
     last_deployed_at: str | None
-    status: HealthStatus = attrs.field(converter=HealthStatus)
+    status: HealthStatus = attrs.field(converter=_health_status)
     members: tuple[MemberHealth, ...] = attrs.field(default=(), converter=_member_healths)
     pending_tasks: int = 0
     running_tasks: int = 0

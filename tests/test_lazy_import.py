@@ -81,3 +81,35 @@ def test_list_reads_the_fleet_file_without_models_or_converter(tmp_path: Path) -
         "assert 'w  (2 agents)' in out.getvalue(), out.getvalue()"
     )
     assert not loaded & {*HEAVY, "dalfleet.models", "dalfleet.convert", "orjson"}
+
+
+def test_deploy_loads_no_coordinator_and_no_cattrs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dalfleet.fleet as fleet
+
+    monkeypatch.delenv("DALFLEET_RUNTIME", raising=False)
+
+    fleet.create_from_mold("w", "worker", 2, base=tmp_path)
+    fleet.deploy("w", "first", base=tmp_path)  # history exists: revisions are read too
+    loaded = _modules_after(
+        "import os\n"
+        "os.environ.pop('DALFLEET_RUNTIME', None)\n"
+        "import dalfleet.fleet as fleet\n"
+        f"f = fleet.deploy('w', 'second', base={str(tmp_path)!r})\n"
+        "assert f.last_deployed_task == 'second' and len(f.history) == 2, f"
+    )
+    assert not loaded & {
+        "sqlite3",
+        "cattrs",
+        "dalfleet.coordinator.base",
+        "dalfleet.coordinator.local",
+        "dalfleet.coordinator.reference",
+        "dalfleet.executor.base",
+        "dalfleet.mold",
+        "dalfleet.run",
+    }
+    # The coordinator is still there when a call needs it, chosen as before.
+    with fleet.Client.for_base(tmp_path) as client:
+        assert type(client.coordinator).__name__ == "LocalCoordinator"
+        assert len(client.health("w").members) == 2

@@ -289,6 +289,9 @@ UNREADABLE_CHILD = """
     # dalfleet imports lazily; nobody cannot read this interpreter's library, so load now.
     import dalfleet.client, dalfleet.coordinator.local, dalfleet.run, dalfleet.rollout
     import dalfleet.executor.local, dalfleet.mold.parse, dalfleet.convert
+    import dalfleet.coordinator.reference, dalfleet.mold.principal, dalfleet.mold.resolve
+    import dalfleet.mold.render, dalfleet.store.jsonfile
+    dalfleet.convert.get_converter()  # cattrs, made on first use
     from dalfleet import FleetError
     base = sys.argv[1]
     if os.geteuid() == 0:  # root reads anything: become nobody

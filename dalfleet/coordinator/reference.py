@@ -54,7 +54,7 @@ from dalfleet.coordinator.base import (
     check_lease,
     refused_error,
 )
-from dalfleet.defaults import DEFAULT_TRUST_LEVEL
+from dalfleet.defaults import DEFAULT_TRUST_LEVEL, RUNTIME_ENV
 from dalfleet.errors import CoordinatorError, InvalidArgumentError, StoreError, quote
 from dalfleet.models import Agent, AgentSpec, AgentState, Task
 from dalfleet.mold.model import normalize_agent_type
@@ -85,8 +85,6 @@ MAX_QUEUE_LEN = 10_000
 #: Largest file read (the reference has no limit; a bound keeps a bad file from exhausting memory).
 MAX_RUNTIME_BYTES = 256 * 1024 * 1024
 
-#: The environment variable that picks the default coordinator (``auto``, ``local``, ``reference``).
-RUNTIME_ENV = "DALFLEET_RUNTIME"
 _RUNTIMES = ("auto", "local", "reference")
 
 _PRIORITIES = ("low", "medium", "high", "critical")

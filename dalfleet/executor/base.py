@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from dalfleet.coordinator.base import ClaimedTask, storable_text
-from dalfleet.defaults import DEFAULT_CONCURRENCY  # re-exported for executors
+from dalfleet.defaults import DEFAULT_CONCURRENCY, LOGGER_NAME  # DEFAULT_CONCURRENCY re-exported
 from dalfleet.errors import HandlerError, InvalidArgumentError, quote
 from dalfleet.models import Agent, MemberOutcome, Task
 
@@ -60,7 +60,7 @@ Execution = tuple[list[MemberOutcome], list[str]]
 """What an executor returns: outcomes of finished tasks (input order), and the IDs
 of tasks that did not finish because the batch was stopped."""
 
-log = logging.getLogger("dalfleet")
+log = logging.getLogger(LOGGER_NAME)
 """The library's logger: handler failures are logged here (WARNING, with traceback)."""
 log.addHandler(logging.NullHandler())  # silent unless the application configures logging
 

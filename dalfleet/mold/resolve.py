@@ -16,6 +16,7 @@ import stat
 
 import attrs
 
+from dalfleet.defaults import LOGGER_NAME
 from dalfleet.errors import MoldError, MoldNotFoundError, MoldSourceError, quote
 from dalfleet.mold.model import MAX_MOLD_SIZE, RUST_WHITESPACE, Mold, agent_type_of
 from dalfleet.mold.parse import parse_mold
@@ -33,7 +34,7 @@ __all__ = [
     "validate_mold",
 ]
 
-logger = logging.getLogger("dalfleet.mold")
+logger = logging.getLogger(f"{LOGGER_NAME}.mold")
 
 #: The file name endings of molds: canonical first, then legacy.
 MOLD_SUFFIXES: tuple[str, ...] = (".mold.dal", ".mold.json")

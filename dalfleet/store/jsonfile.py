@@ -307,7 +307,9 @@ class JsonFileStore:
             raise self._corrupt(path, "nested too deeply") from None
         except ValueError as exc:  # NaN/Infinity, duplicate keys, integers too long to convert
             raise self._corrupt(path, str(exc)) from None
-        if b"\\ud" in raw or b"\\uD" in raw:
+        # Most files hold no backslash: a one-byte search is a memchr (0.03 ms on 3.8 MB),
+        # each three-byte search took 2 ms.
+        if b"\\" in raw and (b"\\ud" in raw or b"\\uD" in raw):
             # \ud800-style escapes may decode to lone surrogates, which no UTF-8 file can hold.
             try:
                 _jsonio.pretty(data).encode("utf-8")
@@ -328,8 +330,19 @@ class JsonFileStore:
             side = self._decode(history_raw, self.history_path)[0]
         fleets: dict[str, Fleet] = {}
         for key, entry in data.items():
-            fixed = _lenient(entry, key, self.path)
             revisions = side.get(key)
+            try:
+                # Most entries are as dalfleet writes them: build them as they are. An
+                # entry _lenient would fix (another name, a duplicate ID) is one the
+                # converter refuses, so only a refused entry is fixed, warned about and
+                # built again - with the same result and warnings as fixing every entry.
+                if isinstance(entry, dict):
+                    whole = entry if revisions is None else {**entry, HISTORY_KEY: revisions}
+                    fleets[key] = structure_fleet(whole, key)
+                    continue
+            except FleetFormatError:
+                pass
+            fixed = _lenient(entry, key, self.path)
             if revisions is not None:
                 fixed = {**fixed, HISTORY_KEY: revisions}
             try:
@@ -508,7 +521,7 @@ class JsonFileStore:
             StoreError: it cannot be encoded, or is over ``max_bytes`` even with one
                 revision a fleet.
         """
-        from dalfleet.convert import converter
+        from dalfleet.convert import revision_data
 
         trimmed = False
         texts: dict[str, list[str]] = {}
@@ -520,7 +533,7 @@ class JsonFileStore:
             lengths: list[int] = []
             total = 0
             for revision in reversed(fleet.history):  # newest first, within the byte bound
-                text = _jsonio.pretty(converter.unstructure(revision), 2)
+                text = _jsonio.pretty(revision_data(revision), 2)
                 size = len(text.encode("utf-8", "surrogatepass")) + 6
                 if kept and total + size > HISTORY_MAX_BYTES:
                     break
