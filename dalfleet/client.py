@@ -113,7 +113,6 @@ Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` while agents are spawned or tasks run."""
 MoldSource = str | os.PathLike[str]
 """A mold file path or a mold name (a ``str`` or any ``os.PathLike``)."""
-_SPAWN_CHUNK = 100
 
 
 _not_found = fleet_not_found
@@ -347,15 +346,15 @@ class Client:
 
         trust = self.coordinator.trust_level
         spawned: list[str] = []
+        specs = [
+            render(mold, f"{fleet_name}_{i}", params, trust) for i in range(start, start + count)
+        ]
         try:
-            for chunk in range(start, start + count, _SPAWN_CHUNK):
-                stop = min(chunk + _SPAWN_CHUNK, start + count)
-                specs = [
-                    render(mold, f"{fleet_name}_{i}", params, trust) for i in range(chunk, stop)
-                ]
-                spawned.extend(self.coordinator.spawn(specs))
-                if progress is not None:
-                    progress(len(spawned), count)
+            # One spawn, so one transaction of the coordinator: all or nothing, and at
+            # the floor of what a batch insert costs (a call is capped at max_count).
+            spawned.extend(self.coordinator.spawn(specs))
+            if progress is not None:
+                progress(len(spawned), count)
         except BaseException:
             self._terminate_quietly(spawned)
             raise

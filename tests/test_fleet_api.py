@@ -660,32 +660,28 @@ def test_read_only_calls_create_nothing(base: Path) -> None:
 
 
 def test_spawn_failure_leaves_no_partial_fleet(base: Path) -> None:
-    class Failing(dalfleet.Client):
-        pass
-
     from dalfleet.coordinator import MemoryCoordinator
     from dalfleet.store import MemoryStore
 
-    class Flaky(MemoryCoordinator):
+    class Recording(MemoryCoordinator):
         def __init__(self) -> None:
             super().__init__()
-            self.calls = 0
             self.spawned: list[str] = []
 
         def spawn(self, specs: Any) -> list[str]:
-            self.calls += 1
-            if self.calls == 3:
-                raise CoordinatorError("out of capacity")
             ids: list[str] = super().spawn(specs)
             self.spawned.extend(ids)
             return ids
 
-    coordinator = Flaky()
-    client = Failing(MemoryStore(), coordinator, base=base)
+    def fail_after_spawn(done: int, total: int) -> None:
+        raise CoordinatorError("out of capacity")
+
+    coordinator = Recording()
+    client = dalfleet.Client(MemoryStore(), coordinator, base=base)
     with pytest.raises(CoordinatorError, match="out of capacity"):
-        client.create_from_mold("w", "worker", 250)
+        client.create_from_mold("w", "worker", 250, progress=fail_after_spawn)
     assert client.list() == []
-    assert len(coordinator.spawned) == 200
+    assert len(coordinator.spawned) == 250
     states = coordinator.status(coordinator.spawned)
     assert all(s.state is AgentState.TERMINATED for s in states.values())
 
