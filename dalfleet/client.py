@@ -13,7 +13,6 @@ spawned by a change that then fails are terminated again.
 from __future__ import annotations
 
 import builtins
-import logging
 import os
 import sys
 import threading
@@ -74,6 +73,8 @@ from dalfleet.rules import (
 # imported where they are used: a command such as ``deploy`` needs none of them, and
 # importing them is a large part of a short command's start-up time.
 if TYPE_CHECKING:
+    import logging
+
     from dalfleet.coordinator import Coordinator
     from dalfleet.executor.base import Executor, Handler
     from dalfleet.mold import Mold
@@ -90,7 +91,12 @@ __all__ = [
     "fleet_not_found",
 ]
 
-log = logging.getLogger(LOGGER_NAME)
+
+def _log() -> logging.Logger:
+    # logging (with traceback, string, …) loads on the first message, not for every command.
+    import logging
+
+    return logging.getLogger(LOGGER_NAME)
 
 
 def __getattr__(name: str) -> object:
@@ -358,7 +364,7 @@ class Client:
         except BaseException:
             self._terminate_quietly(spawned)
             raise
-        log.info("fleet %s: spawned %d agent(s) from mold %s", fleet_name, count, mold.name)
+        _log().info("fleet %s: spawned %d agent(s) from mold %s", fleet_name, count, mold.name)
         return spawned
 
     def _terminate_quietly(self, agent_ids: Sequence[str]) -> None:
@@ -378,14 +384,14 @@ class Client:
             unlisted = [a for a in agent_ids if a not in listed]
             self.coordinator.terminate(unlisted)
         except Exception as exc:
-            log.warning(
+            _log().warning(
                 "could not terminate %d agent(s) spawned by a failed call (orphans now): %s",
                 len(agent_ids),
                 exc,
             )
         else:
             if unlisted:
-                log.info("terminated %d agent(s) spawned by a failed call", len(unlisted))
+                _log().info("terminated %d agent(s) spawned by a failed call", len(unlisted))
 
     # -- the twelve operations -----------------------------------------------------
 
@@ -635,7 +641,7 @@ class Client:
         if teardown:
             # Only now that no fleet lists them: an interrupt leaves orphans, not ghosts.
             self._terminate_removed(removed.member_ids, f"fleet {quote(name)} was deleted")
-        log.info(
+        _log().info(
             "fleet %s: deleted%s",
             name,
             f"; terminated {len(removed.member_ids)} member(s)" if torn_down else "",
@@ -729,7 +735,9 @@ class Client:
             self._terminate_removed(removed, f"fleet {quote(name)} was scaled to {size}")
         gone = len(current.member_ids) - size
         if gone > 0:
-            log.info("fleet %s: scaled to %d agent(s); terminated %d member(s)", name, size, gone)
+            _log().info(
+                "fleet %s: scaled to %d agent(s); terminated %d member(s)", name, size, gone
+            )
         return fleet
 
     def gc(self, *, dry_run: bool = False) -> builtins.list[str]:
@@ -759,7 +767,7 @@ class Client:
             if found and not dry_run:
                 self.coordinator.terminate(found)
         if found and not dry_run:
-            log.info("gc: terminated %d orphaned agent(s)", len(found))
+            _log().info("gc: terminated %d orphaned agent(s)", len(found))
         return found
 
     def mold_for_scale_up(self, fleet: Fleet) -> Mold:
