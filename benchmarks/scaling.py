@@ -70,6 +70,7 @@ def _floor_read(path: Path, _: int) -> None:
 def measure(size: int) -> dict[str, Any]:
     """Median seconds of each operation and of both floors on an N-member fleet file."""
     import dalfleet.fleet as fleet
+    from dalfleet import Client
 
     rounds, warmup = _rounds(size)
     pristine = _fleet_bytes(size, "Process daily logs")
@@ -89,9 +90,13 @@ def measure(size: int) -> dict[str, Any]:
         def reset_floor(_: int) -> None:
             floor_path.write_bytes(pristine)
 
+        # add_member refuses to grow a fleet past the cap (1,000 by default); a client
+        # with a higher cap measures the same code path on the big rosters.
+        roomy = Client.for_base(base)
+        roomy.max_count = 10 * size + 1_000
         ops: dict[str, Callable[[int], object]] = {
             "deploy": lambda i: fleet.deploy("big", f"task {i}", base=base),
-            "add_member": lambda i: fleet.add_member("big", f"agent_new{i + 10:017d}", base=base),
+            "add_member": lambda i: roomy.add_member("big", f"agent_new{i + 10:017d}"),
             "show": lambda _i: fleet.show("big", base=base),
             "health": lambda _i: fleet.health("big", base=base),
         }

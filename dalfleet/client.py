@@ -481,7 +481,9 @@ class Client:
         check_count(count, self.max_count)
         parsed = parse_params(params)
         source = check_mold_source(mold_source)
-        check_growth(name, len(self._require(name).member_ids), count, self.max_count)
+        # As in the reference, the cap bounds the agents one call spawns, not the
+        # roster: a fleet grows past it by repeated add_from_mold.
+        self._require(name)
         mold = self.load_mold(source)
         spawned: list[str] = []
         try:
@@ -490,7 +492,6 @@ class Client:
                 if current is None:
                     raise _not_found(name, fleets)
                 start = len(current.member_ids)
-                check_growth(name, start, count, self.max_count)
                 spawned = self._spawn(name, mold, start, count, parsed, progress)
                 fleet = attrs.evolve(
                     current,

@@ -38,13 +38,15 @@ def test_add_member_respects_the_cap(tmp_path: Path) -> None:
         assert len(c.add_member("ext", f"agent_{0:020x}").member_ids) == 3
 
 
-def test_add_from_mold_respects_the_cap(tmp_path: Path) -> None:
+def test_add_from_mold_caps_each_call_as_the_reference_does(tmp_path: Path) -> None:
     with client(tmp_path, max_count=4) as c:
         c.create_from_mold("w", "worker", 3)
         with pytest.raises(InvalidArgumentError, match="capped at 4"):
-            c.add_from_mold("w", "worker", 2)
+            c.add_from_mold("w", "worker", 5)
         assert len(c.get("w").member_ids) == 3
         assert len(c.coordinator.agent_ids(AgentState.ALIVE)) == 3  # nothing spawned
+        # The cap bounds what one call spawns, not the roster (the reference's rule).
+        assert len(c.add_from_mold("w", "worker", 4).member_ids) == 7
 
 
 def test_scale_shrinks_a_fleet_above_the_cap(tmp_path: Path) -> None:
