@@ -138,6 +138,9 @@ class DisplayList(list[_T]):
         return display.list_html(self)
 
 
+_ATOMS = frozenset({str, int, float, bool})
+
+
 def freeze(value: Any) -> Any:
     """``value`` with every list, dict and set inside it replaced by a tuple,
     :class:`FrozenDict` or frozenset (other values unchanged).
@@ -145,6 +148,8 @@ def freeze(value: Any) -> Any:
     Never raises: a value nested too deeply to walk (or whose items cannot be
     frozen) is returned as it is, so recording a handler's odd result never fails.
     """
+    if value is None or type(value) in _ATOMS:
+        return value  # most results: no walk, no frame for the try
     try:
         return _freeze(value)
     except Exception:  # too deep, or a mapping whose items() raises: keep it as given

@@ -44,7 +44,7 @@ from dalfleet.executor.base import (
     load_handler,
     log,
 )
-from dalfleet.models import DisplayList, Fleet, MemberOutcome, RunReport, Task
+from dalfleet.models import DisplayList, Fleet, MemberOutcome, OutcomeStatus, RunReport, Task
 
 if TYPE_CHECKING:
     from dalfleet.client import Client, Progress
@@ -386,10 +386,17 @@ def _run_fleet(
         if got is None or got.task is None:
             error = got.error if got is not None and got.error else "was not dispatched"
             errors.append(f"{agent_id}: {error}")
-            outcomes.append(MemberOutcome(agent_id=agent_id, ok=False, status="error", error=error))
+            outcomes.append(
+                MemberOutcome(agent_id=agent_id, ok=False, status=OutcomeStatus.ERROR, error=error)
+            )
         elif handler is None:
             outcomes.append(
-                MemberOutcome(agent_id=agent_id, ok=True, status="queued", task_id=got.task.task_id)
+                MemberOutcome(
+                    agent_id=agent_id,
+                    ok=True,
+                    status=OutcomeStatus.QUEUED,
+                    task_id=got.task.task_id,
+                )
             )
         else:
             assert worker is not None

@@ -35,7 +35,7 @@ from typing import Any, Protocol, runtime_checkable
 from dalfleet.coordinator.base import ClaimedTask, storable_text
 from dalfleet.defaults import DEFAULT_CONCURRENCY, LOGGER_NAME  # DEFAULT_CONCURRENCY re-exported
 from dalfleet.errors import HandlerError, InvalidArgumentError, quote
-from dalfleet.models import Agent, MemberOutcome, Task
+from dalfleet.models import Agent, MemberOutcome, OutcomeStatus, Task
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -193,7 +193,7 @@ def failed_outcome(
     outcome = MemberOutcome(
         agent_id=item.agent.agent_id,
         ok=False,
-        status="error",
+        status=OutcomeStatus.ERROR,
         task_id=item.task.task_id,
         error=error_text(exc),
         duration=duration,
@@ -227,7 +227,7 @@ def ok_outcome(item: ClaimedTask, result: Any, duration: float) -> MemberOutcome
     return MemberOutcome(
         agent_id=item.agent.agent_id,
         ok=True,
-        status="ok",
+        status=OutcomeStatus.OK,
         task_id=item.task.task_id,
         result=result,
         duration=duration,
