@@ -17,6 +17,8 @@ import pytest
 from dalfleet.store import JsonFileStore, MemoryStore
 from dalfleet.testing import CoordinatorContract, StoreContract
 
+pytestmark = pytest.mark.slow  # each test runs pytest in a new process
+
 REPO = Path(__file__).resolve().parents[1]
 
 

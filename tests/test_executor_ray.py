@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real processes (a Ray cluster, pytest runs)
+
 ray = pytest.importorskip("ray", reason="the Ray executor needs the 'ray' extra")
 
 import dalfleet.fleet as fleet  # noqa: E402

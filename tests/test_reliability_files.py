@@ -581,6 +581,7 @@ HOLDER = """
 """
 
 
+@pytest.mark.slow
 def test_deleting_the_lock_file_while_a_writer_holds_it_loses_no_update(base: Path) -> None:
     fleet.create("w", base)
     ready, go = base / "ready", base / "go"
@@ -671,6 +672,7 @@ DEPLOYER = """
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("after", [0.3, 0.55, 0.8])
 def test_a_deployer_killed_at_any_instant_leaves_both_files_loadable(
     base: Path, after: float

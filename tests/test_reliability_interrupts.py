@@ -298,6 +298,7 @@ def test_gc_terminates_only_agents_no_fleet_lists(tmp_path: Path) -> None:
     assert {s.state for s in states.values()} == {AgentState.ALIVE}
 
 
+@pytest.mark.slow
 def test_gc_after_interrupts_finds_what_they_left(tmp_path: Path) -> None:
     """The orphans interrupted scale-downs leave are exactly what gc terminates."""
     total = interrupt(tmp_path / "count", "scale_down", [0])["0"]["calls"]

@@ -164,6 +164,7 @@ print(s.executed, s.succeeded, s.recovered, flush=True)
 """
 
 
+@pytest.mark.slow
 def test_a_killed_workers_task_is_taken_over_when_its_lease_expires(
     base: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

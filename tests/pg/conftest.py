@@ -7,6 +7,7 @@ machine has no PostgreSQL server binaries; CI installs both.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -43,3 +44,11 @@ def backend(pg_url: str) -> Iterator[PostgresBackend]:
 
     with PostgresBackend(pg_url) as opened:
         yield opened
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here talks to a real PostgreSQL server: outside the fast loop."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.slow)
