@@ -108,6 +108,16 @@ def _client(args: argparse.Namespace) -> Client:
     return Client.for_base(base, executor=executor)
 
 
+def _given(args: argparse.Namespace, **options: str) -> dict[str, Any]:
+    """The library options given on the command line: ``option=attribute`` pairs,
+    those left unset (None) omitted so the library's defaults apply."""
+    return {
+        option: getattr(args, attr)
+        for option, attr in options.items()
+        if getattr(args, attr) is not None
+    }
+
+
 def _progress(args: argparse.Namespace, label: str) -> contextlib.AbstractContextManager[Any]:
     return output.progress(not args.json, label)
 
@@ -373,11 +383,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     Raises:
         FleetError: what the library raised (printed by ``main`` as one line).
     """
-    options: dict[str, Any] = {}
-    if args.concurrency is not None:
-        options["concurrency"] = args.concurrency
-    if args.timeout is not None:
-        options["timeout"] = args.timeout
+    options = _given(args, concurrency="concurrency", timeout="timeout")
     label = "running" if args.handler is not None else "dispatching"
     with _client(args) as client, _progress(args, label) as progress:
         reports = client.run(args.name, handler=args.handler, progress=progress, **options)
@@ -459,18 +465,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     from dalfleet.errors import StoreError
     from dalfleet.export import parse_format
 
-    options: dict[str, Any] = {}
-    if args.image is not None:
-        options["image"] = args.image
-    if args.namespace is not None:
-        options["namespace"] = args.namespace
+    options = _given(
+        args,
+        image="image",
+        namespace="namespace",
+        workload="workload",
+        handler="handler",
+        url_secret="url_secret",
+        replicas="replicas",
+    )
     if args.label is not None:
         options["labels"] = dict(args.label)
-    if args.workload is not None:
-        options["workload"] = args.workload
-    for key in ("handler", "url_secret", "replicas"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
     with _client(args) as client:
         text = client.export(args.name, args.format, **options)
     fmt = parse_format(args.format).value
@@ -538,17 +543,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """
     import threading
 
-    options: dict[str, Any] = {}
-    if args.concurrency is not None:
-        options["concurrency"] = args.concurrency
-    if args.timeout is not None:
-        options["timeout"] = args.timeout
-    if args.poll is not None:
-        options["poll_interval"] = args.poll
-    if args.max_tasks is not None:
-        options["max_tasks"] = args.max_tasks
-    if args.lease is not None:
-        options["lease"] = args.lease
+    options = _given(
+        args,
+        concurrency="concurrency",
+        timeout="timeout",
+        poll_interval="poll",
+        max_tasks="max_tasks",
+        lease="lease",
+    )
     lock = threading.Lock()
 
     def report(outcome: MemberOutcome) -> None:
