@@ -33,6 +33,7 @@ from dalfleet.coordinator.reference import (
 from dalfleet.errors import InvalidArgumentError
 from dalfleet.models import AgentSpec, AgentState, Task
 from dalfleet.testing import CoordinatorContract
+from tests.test_reference_runtime import reference_task
 
 
 class TestReferenceCoordinatorContract(CoordinatorContract):
@@ -192,16 +193,8 @@ def context(agent_id: str, name: str, status: str = "idle") -> dict[str, Any]:
 
 
 def queued(task_id: str, description: str = "Process daily logs") -> dict[str, Any]:
-    return {
-        "task_id": task_id,
-        "description": description,
-        "priority": "medium",
-        "status": "pending",
-        "assigned_at": "2026-11-29T10:00:01.000000+00:00",
-        "completed_at": None,
-        "dependencies": [],
-        "metadata": {},
-    }
+    """A task as the reference queues it (one shape, shared with the file layer's tests)."""
+    return reference_task(task_id, description)
 
 
 def reference_project(base: Path, *, status: str = "idle", run: bool = True) -> None:
