@@ -314,11 +314,19 @@ class Client:
 
     # -- helpers -----------------------------------------------------------------
 
+    def _fleet(self, name: str) -> Fleet | None:
+        # A store may read one fleet without building the others (the fleet file does:
+        # a deploy on a 1,000-fleet file builds one); any other loads them all.
+        get = getattr(self.store, "get", None)
+        if callable(get):
+            fleet: Fleet | None = get(name)
+            return fleet
+        return self.store.load().get(name)
+
     def _require(self, name: str) -> Fleet:
-        fleets = self.store.load()
-        fleet = fleets.get(name)
+        fleet = self._fleet(name)
         if fleet is None:
-            raise _not_found(name, fleets)
+            raise _not_found(name, self.store.load())
         return fleet
 
     def load_mold(self, source: MoldSource, *, confine: bool = False) -> Mold:
@@ -404,7 +412,7 @@ class Client:
             StoreError: the store cannot be read or written.
         """
         check_name(name)
-        if name in self.store.load():
+        if self._fleet(name) is not None:
             raise _exists(name)
         with self.store.transaction() as fleets:
             if name in fleets:
@@ -435,7 +443,7 @@ class Client:
         check_count(count, self.max_count)
         parsed = parse_params(params)
         source = check_mold_source(mold_source)
-        if name in self.store.load():
+        if self._fleet(name) is not None:
             raise _exists(name)
         mold = self.load_mold(source)
         spawned: list[str] = []
@@ -599,7 +607,7 @@ class Client:
         Raises:
             StoreError: the store cannot be read.
         """
-        return self.store.load().get(_lookup_name(name))
+        return self._fleet(_lookup_name(name))
 
     def delete(self, name: str, *, teardown: bool = False, missing_ok: bool = True) -> bool:
         """Remove a fleet; True if removed, False if absent (``missing_ok=False``:
@@ -617,11 +625,10 @@ class Client:
                 deleted (the message says so; :meth:`gc` terminates those agents).
         """
         _lookup_name(name)
-        known = self.store.load()
-        if name not in known:
+        if self._fleet(name) is None:
             if missing_ok:
                 return False
-            raise _not_found(name, known)
+            raise _not_found(name, self.store.load())
         torn_down = teardown
         with self.store.transaction() as fleets:
             removed = fleets.pop(name, None)

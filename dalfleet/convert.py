@@ -52,6 +52,7 @@ __all__ = [
     "spec_from_data",
     "spec_to_data",
     "structure_fleet",
+    "structure_history",
     "to_json_document",
     "unstructure_fleet",
 ]
@@ -201,6 +202,15 @@ def _history(value: Any, _type: Any) -> tuple[Revision, ...]:
     except Exception as exc:  # cattrs raises a class group; the message is what matters
         raise FleetFormatError(f"{HISTORY_KEY} is malformed ({exc})") from None
     return tuple(revisions)
+
+
+def structure_history(value: Any) -> tuple[Revision, ...]:
+    """A fleet's revisions from the history file's list of records.
+
+    Raises:
+        FleetFormatError: the records do not have the history file's shape.
+    """
+    return _history(value, None)
 
 
 # Fleet-file key -> (Fleet field, hook), in the field order; ``name`` is checked first.

@@ -323,13 +323,13 @@ def run(
     if call is not None:
         check_options(concurrency, timeout)
         lease = check_lease(lease)
-    fleets = client.store.load()
     if name is not None:
-        _lookup_name(name)
-        if name not in fleets:
-            raise fleet_not_found(name, fleets)
-        targets = [fleets[name]]
+        one = client._fleet(_lookup_name(name))
+        if one is None:
+            raise fleet_not_found(name, client.store.load())
+        targets = [one]
     else:
+        fleets = client.store.load()
         targets = [fleets[n] for n in sorted(fleets)]
     targets = [f for f in targets if f.last_deployed_task]
     for fleet in targets:
@@ -528,10 +528,9 @@ def work(
     check_options(concurrency, timeout)
     seconds = check_lease(lease)
     poll_interval = check_poll_interval(poll_interval)
-    known = client.store.load()
-    fleet = known.get(_lookup_name(name))
+    fleet = client._fleet(_lookup_name(name))
     if fleet is None:
-        raise fleet_not_found(name, known)
+        raise fleet_not_found(name, client.store.load())
     stop_event = stop if stop is not None else threading.Event()
     chosen = _executor_of(client, executor)
     me = worker_identity()
@@ -544,7 +543,7 @@ def work(
             limit = min(limit, max_tasks - len(outcomes))
             if limit <= 0:
                 break
-        fleet = client.store.load().get(name, fleet)
+        fleet = client._fleet(name) or fleet
         claimed = client.coordinator.claim(fleet.member_ids, me, limit, lease=seconds)
         if once:
             # A batch never runs a task twice: one whose outcome did not stick is

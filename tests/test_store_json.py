@@ -6,8 +6,10 @@ import json
 import os
 import stat
 import tempfile
+import warnings
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -488,6 +490,74 @@ def test_odd_entries_are_written_back_as_they_were_and_every_command_works(
     fleet.delete("key", base)
     fleet.delete("dups", base)
     assert fleet.list(base) == ["w"]
+
+
+def test_a_fleet_with_a_duplicate_id_is_warned_about_when_it_is_read(base: Path) -> None:
+    # Fleets are built when first read: a deploy of one fleet builds that fleet only.
+    write_reference(base, {"dups": ODD["dups"]})
+    fleet.create("w", base)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fleet.deploy("w", "go", base)
+        assert fleet.show("w", base).last_deployed_task == "go"
+    with pytest.warns(FleetFileWarning, match="more than once"):
+        assert JsonFileStore(base).get("dups").member_ids == ("a", "b")  # type: ignore[union-attr]
+    assert read(base)["dups"] == ODD["dups"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"name": "bad", "member_ids": "agent_1"},
+        {"name": "bad", "member_ids": ["a", 1]},
+        {"name": "bad", "member_ids": [], "mold_source": 3},
+        {"name": "bad", "member_ids": [], "last_create_params": {"k": []}},
+        {"name": 7, "member_ids": []},
+        [],
+    ],
+)
+def test_a_malformed_entry_fails_every_command_even_on_another_fleet(
+    base: Path, bad: object
+) -> None:
+    fleet.create("w", base)
+    data = read(base)
+    data["bad"] = bad
+    path = base / ".dal" / "fleets.json"
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    before = path.read_bytes()
+    for op in (
+        lambda: fleet.deploy("w", "t", base),
+        lambda: fleet.show("w", base),
+        lambda: fleet.add_member("w", "agent_x", base),
+        lambda: fleet.list(base),
+    ):
+        with pytest.raises(CorruptStoreError, match="'bad'"):
+            op()
+    assert path.read_bytes() == before
+
+
+def test_a_transaction_builds_only_the_fleets_it_reads(base: Path) -> None:
+    store = JsonFileStore(base)
+    with store.transaction() as fleets:
+        for i in range(5):
+            fleets[f"f{i}"] = Fleet(f"f{i}", member_ids=[f"agent_{i}"])
+    reread = JsonFileStore(base)
+    with reread.transaction() as fleets:
+        assert "f3" in fleets and len(fleets) == 5 and list(fleets) == [f"f{i}" for i in range(5)]
+        fleets["f3"] = attrs.evolve(fleets["f3"], last_deployed_task="t")
+        del fleets["f1"]
+        fleets["f9"] = Fleet("f9")
+    assert list(read(base)) == ["f0", "f2", "f3", "f4", "f9"]
+    assert read(base)["f3"]["last_deployed_task"] == "t"
+    loaded = JsonFileStore(base).load()
+    assert loaded["f3"].last_deployed_task == "t" and loaded["f0"].member_ids == ("agent_0",)
+    # A block that puts back equal fleets changes nothing.
+    mtime = (base / ".dal" / "fleets.json").stat().st_mtime_ns
+    with JsonFileStore(base).transaction() as fleets:
+        fleets["f0"] = Fleet("f0", member_ids=["agent_0"])
+        removed = fleets.pop("f2")
+        fleets["f2"] = removed
+    assert (base / ".dal" / "fleets.json").stat().st_mtime_ns == mtime
 
 
 def test_written_files_get_the_usual_permissions(base: Path) -> None:

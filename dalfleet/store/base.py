@@ -23,6 +23,7 @@ Every backend gives the same guarantees:
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -49,7 +50,7 @@ class Store(Protocol):
         """
         ...
 
-    def transaction(self) -> AbstractContextManager[dict[str, Fleet]]:
+    def transaction(self) -> AbstractContextManager[MutableMapping[str, Fleet]]:
         """Exclusive read-modify-write of all fleets.
 
         Yields a new mapping of every fleet; assign, replace or delete entries in
