@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dalfleet.cli import main
+from dalfleet.cli import entry
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

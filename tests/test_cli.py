@@ -468,9 +468,53 @@ def test_version(project: Path) -> None:
     assert ok(dalfleet("--version", cwd=project)) == [f"dalfleet {__version__}"]
 
 
-def test_console_script_entry_point_is_main() -> None:
+def test_console_script_entry_point_is_entry() -> None:
     text = (REPO / "pyproject.toml").read_text("utf-8")
-    assert 'dalfleet = "dalfleet.cli:main"' in text
+    assert 'dalfleet = "dalfleet.cli:entry"' in text
+
+
+def _entry(tmp_path: Path, before: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    code = (
+        "import sys\n"
+        + before
+        + f"\nsys.argv = ['dalfleet', *{list(argv)!r}]\n"
+        + "from dalfleet.cli import entry\nentry()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_entry_runs_exit_handlers_and_flushes_before_it_exits(tmp_path: Path) -> None:
+    result = _entry(
+        tmp_path,
+        "import atexit\natexit.register(lambda: print('handler ran', flush=True))",
+        "create",
+        "w",
+    )
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == ["✅ Fleet 'w' created (empty)", "handler ran"]
+
+
+def test_entry_exits_with_the_commands_status(tmp_path: Path) -> None:
+    result = _entry(tmp_path, "", "deploy", "nope", "task")
+    assert result.returncode == 1
+    assert result.stderr.startswith("dalfleet: error: fleet 'nope' not found")
+    assert _entry(tmp_path, "", "deploy").returncode == 2
+
+
+def test_entry_waits_for_a_running_thread(tmp_path: Path) -> None:
+    marker = tmp_path / "thread-finished"
+    before = (
+        "import threading, time, pathlib\n"
+        "def late():\n"
+        "    time.sleep(0.3)\n"
+        f"    pathlib.Path({str(marker)!r}).write_text('done')\n"
+        "threading.Thread(target=late).start()"
+    )
+    result = _entry(tmp_path, before, "list")
+    assert result.returncode == 0
+    assert marker.read_text() == "done"
 
 
 @pytest.mark.parametrize("subcommand", SUBCOMMANDS)
@@ -501,6 +545,66 @@ def test_positional_order_matches_the_spec() -> None:
     assert args.count == -1
     args = parser.parse_args(["add-member", "w", "agent_1"])
     assert (args.name, args.agent_id) == ("w", "agent_1")
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["deploy", "w", "t"], "deploy"),
+        (["--base", "deploy", "list"], "list"),
+        (["--base=deploy", "--json", "show", "w"], "show"),
+        (["--url", "u", "--ray", "auto", "run", "w"], "run"),
+        (["mold", "list"], "mold"),
+        (["--help", "deploy"], None),
+        (["-h"], None),
+        (["--version", "list"], None),
+        (["--", "list"], None),
+        (["--json"], None),
+        (["nope", "w"], None),
+        ([], None),
+    ],
+)
+def test_command_in_names_the_one_subcommand_to_build(argv: list[str], command: str | None) -> None:
+    from dalfleet.cli.parser import command_in
+
+    assert command_in(argv) == command
+
+
+def _parsed(argv: list[str], command: str | None) -> dict[str, object]:
+    from dalfleet.cli.parser import build_parser as build
+
+    args = vars(build(command).parse_args(argv))
+    return {k: v for k, v in args.items() if k != "parser"}
+
+
+@pytest.mark.parametrize("subcommand", [*SUBCOMMANDS, "mold", "task", "init"])
+def test_one_subcommand_parser_parses_its_examples_as_the_whole_parser(
+    subcommand: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shlex
+
+    from dalfleet.cli.parser import command_in, examples
+
+    code = main([subcommand, "--help"])
+    assert code == 0
+    help_text = capsys.readouterr().out
+    lines = [shlex.split(line)[1:] for line in examples(help_text)]
+    lines += [["--base", "deploy", "--json", *line] for line in lines]
+    for argv in lines:
+        command = command_in(argv)
+        assert command == argv[argv.index(command)] if command else True
+        assert _parsed(argv, command) == _parsed(argv, None), argv
+
+
+def test_one_subcommand_parser_refuses_what_the_whole_parser_refuses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for argv in (["deploy"], ["deploy", "w", "--count", "3"], ["scale", "w", "many"]):
+        assert main(argv) == 2
+        one = capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(argv)
+        assert capsys.readouterr().err.splitlines()[-1] in one
 
 
 # -- execution: run --handler, worker ---------------------------------------------------------

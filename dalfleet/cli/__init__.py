@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "entry", "main"]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     from dalfleet.cli.parser import build_parser as build
 
     return build()
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    from dalfleet.cli.parser import build_parser as build
+    from dalfleet.cli.parser import command_in
+
+    return build(command_in(argv)).parse_args(argv)
 
 
 def _exit_code(code: object) -> int:
@@ -97,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(AttributeError, ValueError, OSError):
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     try:
-        return _dispatch(build_parser().parse_args(argv))
+        return _dispatch(_parse(argv))
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return _exit_code(exc.code)
     except FleetError as exc:
@@ -123,3 +130,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             kind="internal error",
         )
         return EXIT_ERROR
+
+
+def entry() -> None:
+    """The ``dalfleet`` console script and ``python -m dalfleet``: :func:`main` on
+    ``sys.argv[1:]``, then exit with its status.
+
+    Once the command is done, exit handlers run and the output is flushed, and the
+    process ends without the interpreter freeing every object it holds one by one:
+    after a command on a large fleet file that teardown was about 13 ms, a fifth of
+    a deploy on 1,000 fleets. When a thread other than a daemon is still running, or
+    flushing fails, it exits the ordinary way instead.
+
+    Raises:
+        SystemExit: always (the exit status), when the ordinary way is taken.
+    """
+    code = main()
+    threading = sys.modules.get("threading")
+    if threading is not None and any(
+        thread.is_alive() and not thread.daemon and thread is not threading.main_thread()
+        for thread in threading.enumerate()
+    ):
+        sys.exit(code)
+    import atexit
+
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_handlers is None:  # pragma: no cover - not CPython
+        sys.exit(code)
+    try:
+        run_exit_handlers()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # as the ordinary exit would: it reports the failure itself
+        sys.exit(code)
+    os._exit(code)

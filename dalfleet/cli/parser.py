@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from dalfleet.cli import commands
 from dalfleet.cli.output import PROG
@@ -22,7 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
-__all__ = ["EXIT_USAGE", "build_parser", "examples"]
+__all__ = ["EXIT_USAGE", "build_parser", "command_in", "examples"]
 
 EXIT_USAGE = 2
 
@@ -195,43 +195,7 @@ def _from_mold(name: str, count: int = 2) -> str:
     return f"dalfleet create {name} --from-mold worker --count {count}"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``dalfleet`` argument parser, with every subcommand. Never raises."""
-    from dalfleet import __version__
-
-    common = _common()
-    parser = _Parser(
-        prog=PROG,
-        description="Run fleets of agents: create from a mold, scale, deploy a task, run it, "
-        "check health, export to Kubernetes or Docker Compose.",
-        epilog=_example(
-            _INIT,
-            "dalfleet create workers --from-mold worker --count 3 --param env=prod",
-            "dalfleet deploy workers Process daily logs",
-            "dalfleet run workers",
-            "dalfleet health workers",
-        )
-        + "\n\nRun 'dalfleet SUBCOMMAND --help' for a subcommand's arguments.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
-    parser.add_argument(
-        "--base", metavar="DIR", default=None, help="project directory (default: .)"
-    )
-    parser.add_argument("--url", metavar="URL", default=None, help=_URL_HELP)
-    parser.add_argument(
-        "--json", action="store_true", default=False, help="print one JSON document instead of text"
-    )
-    parser.add_argument(
-        "--ray",
-        metavar="ADDRESS",
-        default=None,
-        help="run handlers on a Ray cluster ('auto', or HOST:PORT); state stays in .dal/",
-    )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.set_defaults(parser=parser, func=None)
-    subs = parser.add_subparsers(title="subcommands", dest="command", metavar="SUBCOMMAND")
-
+def _define_init(subs: Any, common: argparse.ArgumentParser) -> None:
     _sub(
         subs,
         "init",
@@ -244,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Refuses to overwrite either file.",
     )
 
+
+def _define_create(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "create",
@@ -269,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _param(p, "create-time param, repeatable, each key once (with --from-mold)")
 
+
+def _define_list(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "list",
@@ -288,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="wide: an aligned table with mold and times (UTC); json: as --json",
     )
 
+
+def _define_show(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "show",
@@ -298,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", metavar="NAME", type=_text, help="fleet name")
 
+
+def _define_scale(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "scale",
@@ -309,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", type=_text, help="fleet name")
     p.add_argument("size", metavar="N", type=_whole_number, help="new number of members")
 
+
+def _define_delete(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "delete",
@@ -326,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", type=_text, help="fleet name")
     p.add_argument("--teardown", action="store_true", help="also terminate its members")
 
+
+def _define_deploy(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "deploy",
@@ -344,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
         "task", metavar="TASK", nargs="+", type=_text, help="the task; several words are joined"
     )
 
+
+def _define_add_from_mold(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "add-from-mold",
@@ -362,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("count", metavar="COUNT", type=_whole_number, help="agents to spawn")
     _param(p, "create-time param, repeatable, each key once")
 
+
+def _define_add_member(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "add-member",
@@ -373,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", type=_text, help="fleet name")
     p.add_argument("agent_id", metavar="ID", type=_text, help="an existing agent ID")
 
+
+def _define_run(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "run",
@@ -395,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", metavar="N", type=_whole_number, help="at most N tasks at once")
     p.add_argument("--timeout", metavar="SECS", type=_seconds, help="per-task time limit")
 
+
+def _define_gc(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "gc",
@@ -413,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="list the orphans without terminating them"
     )
 
+
+def _define_health(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "health",
@@ -428,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", metavar="NAME", type=_text, help="fleet name")
 
+
+def _define_export(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "export",
@@ -492,6 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
         "device or symlink target is written in place)",
     )
 
+
+def _define_worker(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "worker",
@@ -526,6 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"are taken over when it expires ({DEFAULT_LEASE:g})",
     )
 
+
+def _define_history(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "history",
@@ -541,6 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", metavar="NAME", type=_text, help="fleet name")
 
+
+def _define_rollback(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "rollback",
@@ -558,6 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", type=_text, help="fleet name")
     p.add_argument("--to", metavar="N", type=_whole_number, help="revision number to redeploy")
 
+
+def _define_apply(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "apply",
@@ -583,6 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--prune", action="store_true", help="delete (and tear down) fleets the manifest omits"
     )
 
+
+def _define_shift(subs: Any, common: argparse.ArgumentParser) -> None:
     p = _sub(
         subs,
         "shift",
@@ -602,6 +600,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=_whole_number, help="how many members' worth (default: all)")
     p.add_argument("--task", type=_text, help="deploy this task to TO first")
 
+
+def _define_mold(subs: Any, common: argparse.ArgumentParser) -> None:
     mold = _sub(
         subs,
         "mold",
@@ -663,6 +663,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", type=_text, help="mold name (also the file's name)")
     mold.set_defaults(subcommands=tuple(mold_subs.choices))
 
+
+def _define_task(subs: Any, common: argparse.ArgumentParser) -> None:
     task = _sub(
         subs,
         "task",
@@ -683,5 +685,99 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("agent_id", metavar="AGENT_ID", type=_text, help="the agent's ID")
     task.set_defaults(subcommands=tuple(task_subs.choices))
 
-    parser.set_defaults(subcommands=tuple(subs.choices))
+
+_COMMANDS: dict[str, Callable[[Any, argparse.ArgumentParser], None]] = {
+    "init": _define_init,
+    "create": _define_create,
+    "list": _define_list,
+    "show": _define_show,
+    "scale": _define_scale,
+    "delete": _define_delete,
+    "deploy": _define_deploy,
+    "add-from-mold": _define_add_from_mold,
+    "add-member": _define_add_member,
+    "run": _define_run,
+    "gc": _define_gc,
+    "health": _define_health,
+    "export": _define_export,
+    "worker": _define_worker,
+    "history": _define_history,
+    "rollback": _define_rollback,
+    "apply": _define_apply,
+    "shift": _define_shift,
+    "mold": _define_mold,
+    "task": _define_task,
+}
+
+
+# Global options that take a value (given before the subcommand, the value is the next
+# argument unless written --option=VALUE).
+_GLOBAL_VALUED = ("--base", "--url", "--ray")
+
+
+def command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` runs, when the parser needs no other to parse it: the
+    first argument that is not a global option or its value, if it names a
+    subcommand and no ``-h``/``--help``/``--version`` comes before it. None
+    otherwise (the whole parser reports the unknown subcommand, or prints the help).
+
+    Building one subcommand's parser instead of twenty is most of what a short
+    command's parsing costs. Never raises.
+    """
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _GLOBAL_VALUED:
+            skip = True
+        elif arg.startswith("-"):
+            if arg in ("-h", "--help", "--version") or arg == "--":
+                return None
+        else:
+            return arg if arg in _COMMANDS else None
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``dalfleet`` argument parser, with every subcommand; with ``command`` (one
+    of them, see :func:`command_in`), with that subcommand only. Never raises."""
+    from dalfleet import __version__
+
+    common = _common()
+    parser = _Parser(
+        prog=PROG,
+        description="Run fleets of agents: create from a mold, scale, deploy a task, run it, "
+        "check health, export to Kubernetes or Docker Compose.",
+        epilog=_example(
+            _INIT,
+            "dalfleet create workers --from-mold worker --count 3 --param env=prod",
+            "dalfleet deploy workers Process daily logs",
+            "dalfleet run workers",
+            "dalfleet health workers",
+        )
+        + "\n\nRun 'dalfleet SUBCOMMAND --help' for a subcommand's arguments.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--base", metavar="DIR", default=None, help="project directory (default: .)"
+    )
+    parser.add_argument("--url", metavar="URL", default=None, help=_URL_HELP)
+    parser.add_argument(
+        "--json", action="store_true", default=False, help="print one JSON document instead of text"
+    )
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=None,
+        help="run handlers on a Ray cluster ('auto', or HOST:PORT); state stays in .dal/",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.set_defaults(parser=parser, func=None)
+    subs = parser.add_subparsers(title="subcommands", dest="command", metavar="SUBCOMMAND")
+    for name, define in _COMMANDS.items():
+        if command is None or name == command:
+            define(subs, common)
+
+    parser.set_defaults(subcommands=tuple(_COMMANDS))
     return parser
