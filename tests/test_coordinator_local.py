@@ -477,3 +477,14 @@ def test_a_spec_changed_by_hand_is_a_coordinator_error(tmp_path: Path) -> None:
         conn.execute("UPDATE agents SET spec_json = '{not json'")
     with pytest.raises(CoordinatorError, match="stored spec of agent"):
         LocalCoordinator(tmp_path).agents([agent_id])
+
+
+def test_dispatch_builds_each_task_from_the_fields_after_its_id_and_description() -> None:
+    # LocalCoordinator.dispatch builds one Task per member positionally from these.
+    import attrs
+
+    from dalfleet.coordinator.local import _TASK_REST
+    from dalfleet.models import Task
+
+    names = [f.name for f in attrs.fields(Task)]
+    assert names[:_TASK_REST] == ["task_id", "description"]
