@@ -9,12 +9,16 @@ written under ``.dal/``. psycopg is imported only when a PostgreSQL URL is opene
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Final
 
 from dalfleet.defaults import DEFAULT_TRUST_LEVEL
 from dalfleet.errors import InvalidArgumentError, StoreError, quote
 
-if TYPE_CHECKING:  # the CLI reads the URL without loading the coordinator package
+# typing.TYPE_CHECKING without importing typing: the CLI reads the URL here on every
+# command, without loading the coordinator package.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
+
     from dalfleet.coordinator.base import Coordinator
     from dalfleet.store.base import Store
 

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from dalfleet import rollout
 from dalfleet._gcpause import gc_paused
 from dalfleet.defaults import (
     DEFAULT_CONCURRENCY,
@@ -55,6 +54,7 @@ from dalfleet.models import (
     MemberOutcome,
     Revision,
     RunReport,
+    with_deployment,
 )
 from dalfleet.rules import (
     check_agent_id,
@@ -572,7 +572,7 @@ class Client:
             current = fleets.get(name)
             if current is None:
                 raise _not_found(name, fleets)
-            fleet = rollout.with_deployment(current, text)
+            fleet = with_deployment(current, text)
             fleets[name] = fleet
         return fleet
 
@@ -955,6 +955,8 @@ class Client:
             FleetNotFoundError: the fleet does not exist.
             StoreError: the store cannot be read.
         """
+        from dalfleet import rollout
+
         return rollout.history(self, name)
 
     def rollback(self, name: str, *, to_revision: int | None = None) -> Fleet:
@@ -966,6 +968,8 @@ class Client:
             InvalidArgumentError: a bad revision number; no previous revision, or no such one.
             StoreError: the store cannot be read or written.
         """
+        from dalfleet import rollout
+
         return rollout.rollback(self, name, to_revision=to_revision)
 
     def apply(
@@ -983,6 +987,8 @@ class Client:
             MoldError / MoldNotFoundError: a mold does not resolve or parse.
             CoordinatorError / StoreError: as for create_from_mold and scale.
         """
+        from dalfleet import rollout
+
         return rollout.apply(self, manifest, dry_run=dry_run, prune=prune, progress=progress)
 
     def shift(
@@ -1002,6 +1008,8 @@ class Client:
             InvalidArgumentError: same fleet, bad count, target without a mold, bad task.
             MoldError / CoordinatorError / StoreError: as for scale.
         """
+        from dalfleet import rollout
+
         return rollout.shift(self, source, target, count, task=task, progress=progress)
 
     # -- beyond the reference: the worker -----------------------------------------------

@@ -6,7 +6,11 @@ only ever have one value.
 
 from __future__ import annotations
 
-from typing import Final
+# typing.TYPE_CHECKING without importing typing (every command imports this module);
+# with postponed annotations ``Final`` is never evaluated at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = [
     "LOGGER_NAME",

@@ -37,12 +37,12 @@ from dalfleet.models import (
     Revision,
     RunReport,
 )
-from dalfleet.rollout import Change, FleetSpec
 
-# Types only: the coordinators, executors and runner load when a call needs them.
+# Types only: the coordinators, executors, runner and rollouts load when a call needs them.
 if TYPE_CHECKING:
     from dalfleet.coordinator import Coordinator
     from dalfleet.executor.base import Executor, Handler
+    from dalfleet.rollout import Change, FleetSpec
     from dalfleet.run import WorkStats
     from dalfleet.store import Store
 

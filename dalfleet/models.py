@@ -13,12 +13,13 @@ plain strings for statuses), so ``Fleet(name="w", member_ids=["a"])`` works.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import attrs
 
-from dalfleet.defaults import DEFAULT_TRUST_LEVEL
+from dalfleet.defaults import DEFAULT_TRUST_LEVEL, HISTORY_LIMIT
 
 __all__ = [
     "Agent",
@@ -40,6 +41,7 @@ __all__ = [
     "Task",
     "freeze",
     "freeze_params",
+    "with_deployment",
 ]
 
 _K = TypeVar("_K")
@@ -320,6 +322,27 @@ class Fleet:
         from dalfleet import display
 
         return display.fleet_html(self)
+
+
+def with_deployment(current: Fleet, task: str) -> Fleet:
+    """``current`` with ``task`` deployed now and recorded as its next revision (the
+    last :data:`~dalfleet.defaults.HISTORY_LIMIT` are kept). Never raises.
+    """
+    stamp = str(int(time.time()))
+    number = current.history[-1].revision + 1 if current.history else 1
+    revision = Revision(
+        revision=number,
+        task=task,
+        deployed_at=stamp,
+        mold_source=current.mold_source,
+        params=current.last_create_params,
+    )
+    return attrs.evolve(
+        current,
+        last_deployed_task=task,
+        last_deployed_at=stamp,
+        history=(*current.history, revision)[-HISTORY_LIMIT:],
+    )
 
 
 @attrs.frozen

@@ -12,15 +12,13 @@ built from the client's own operations; ``Client`` has thin methods delegating h
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from dalfleet.defaults import HISTORY_LIMIT
 from dalfleet.errors import InvalidArgumentError, fleet_exists, fleet_not_found, quote
-from dalfleet.models import FrozenDict, Revision, StatusEnum, freeze_params
+from dalfleet.models import FrozenDict, Revision, StatusEnum, freeze_params, with_deployment
 from dalfleet.rules import check_existing_name, check_name, check_revision, check_size, check_task
 
 if TYPE_CHECKING:
@@ -89,27 +87,6 @@ class Change:
 
 
 # -- history and rollback ----------------------------------------------------------------
-
-
-def with_deployment(current: Fleet, task: str) -> Fleet:
-    """``current`` with ``task`` deployed now and recorded as its next revision (the
-    last :data:`~dalfleet.defaults.HISTORY_LIMIT` are kept). Never raises.
-    """
-    stamp = str(int(time.time()))
-    number = current.history[-1].revision + 1 if current.history else 1
-    revision = Revision(
-        revision=number,
-        task=task,
-        deployed_at=stamp,
-        mold_source=current.mold_source,
-        params=current.last_create_params,
-    )
-    return attrs.evolve(
-        current,
-        last_deployed_task=task,
-        last_deployed_at=stamp,
-        history=(*current.history, revision)[-HISTORY_LIMIT:],
-    )
 
 
 def history(client: Client, name: str) -> tuple[Revision, ...]:

@@ -936,3 +936,20 @@ def test_a_stopped_worker_puts_its_unfinished_task_back(
         dalfleet("worker", "w", "--handler", "dalfleet.handlers:echo", "--once", cwd=project)
     )
     assert drained[-1] == "Worker for fleet 'w': executed 1 (1 ok, 0 failed, 0 released)"
+
+
+@pytest.mark.parametrize("columns", [None, "57", "200", "0", "wide"])
+def test_help_is_as_wide_as_argparse_would_make_it(
+    columns: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    from dalfleet.cli.parser import _Formatter
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    ours = _Formatter("dalfleet")
+    stock = argparse.RawDescriptionHelpFormatter("dalfleet")
+    assert (ours._width, ours._max_help_position) == (stock._width, stock._max_help_position)

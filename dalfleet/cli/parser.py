@@ -9,7 +9,9 @@ directory (a test runs them).
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 
 from dalfleet.cli import commands
@@ -35,6 +37,37 @@ class _Parser(argparse.ArgumentParser):
 
         text = escape(" ".join(message.split()))
         self.exit(EXIT_USAGE, f"{PROG}: error: {text} (see {self.prog} --help)\n")
+
+
+def _columns() -> int:
+    # shutil.get_terminal_size's answer for the columns, without importing shutil
+    # (with the compression modules it loads, a tenth of a short command's start-up).
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help as argparse writes it (descriptions and examples kept as written), as wide
+    as the terminal."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(
+            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
+        )
 
 
 _INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
@@ -121,7 +154,7 @@ _URL_HELP = (
 def _common() -> argparse.ArgumentParser:
     # The global options again, for use after the subcommand. SUPPRESS keeps a
     # subcommand from overwriting a value given before it with its default.
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, formatter_class=_Formatter)
     common.add_argument(
         "--base", metavar="DIR", default=argparse.SUPPRESS, help="project directory (default: .)"
     )
@@ -176,7 +209,7 @@ def _sub(
         help=summary,
         description=description or summary,
         epilog=_example(*example_lines),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
         parents=[common],
         allow_abbrev=False,
     )
@@ -756,7 +789,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             "dalfleet health workers",
         )
         + "\n\nRun 'dalfleet SUBCOMMAND --help' for a subcommand's arguments.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
         allow_abbrev=False,
     )
     parser.add_argument(
