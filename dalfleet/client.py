@@ -47,13 +47,8 @@ from dalfleet.models import (
     AgentState,
     ExportFormat,
     Fleet,
-    FleetHealth,
     HealthStatus,
-    MemberAdded,
-    MemberHealth,
-    MemberOutcome,
     Revision,
-    RunReport,
     with_deployment,
 )
 from dalfleet.rules import (
@@ -78,6 +73,7 @@ if TYPE_CHECKING:
     from dalfleet.coordinator import Coordinator
     from dalfleet.executor.base import Executor, Handler
     from dalfleet.mold import Mold
+    from dalfleet.records import FleetHealth, MemberAdded, MemberOutcome, RunReport
     from dalfleet.rollout import Change, FleetSpec
     from dalfleet.run import WorkStats
     from dalfleet.store import Store
@@ -538,6 +534,8 @@ class Client:
             FleetNotFoundError: the fleet does not exist.
             StoreError: the store cannot be read or written.
         """
+        from dalfleet.records import MemberAdded
+
         _lookup_name(name)
         agent = check_agent_id(agent_id)
         snapshot = self._require(name)
@@ -838,6 +836,8 @@ class Client:
             FleetNotFoundError: the fleet does not exist.
             StoreError / CoordinatorError: state cannot be read.
         """
+        from dalfleet.records import FleetHealth, MemberHealth
+
         fleet = self._require(_lookup_name(name))
         with gc_paused():  # two records a member, no cycles: see dalfleet._gcpause
             statuses = self.coordinator.status(builtins.list(fleet.member_ids))

@@ -30,15 +30,7 @@ from typing import TYPE_CHECKING, Any, get_args, get_origin
 import attrs
 
 from dalfleet.errors import quote
-from dalfleet.models import (
-    AgentSpec,
-    Fleet,
-    FleetHealth,
-    FrozenDict,
-    Revision,
-    RunReport,
-    StatusEnum,
-)
+from dalfleet.models import Fleet, FrozenDict, Revision, StatusEnum
 
 __all__ = [
     "HISTORY_KEY",
@@ -67,6 +59,8 @@ class FleetFormatError(ValueError):
 
 if TYPE_CHECKING:
     import cattrs
+
+    from dalfleet.records import AgentSpec, FleetHealth
 
     #: The one converter (see :func:`get_converter`). Tuples unstructure to lists so
     #: documents are plain JSON.
@@ -354,6 +348,8 @@ def to_json_document(value: Any) -> Any:
 
     Never raises for dalfleet's own values.
     """
+    from dalfleet.records import FleetHealth, RunReport
+
     if isinstance(value, RunReport):
         document: dict[str, Any] = get_converter().unstructure(value)
         document["ok"] = value.ok
@@ -392,4 +388,6 @@ def spec_from_data(data: Any) -> AgentSpec:
     Raises:
         cattrs.BaseValidationError: ``data`` is not a stored spec.
     """
+    from dalfleet.records import AgentSpec
+
     return get_converter().structure(data, AgentSpec)

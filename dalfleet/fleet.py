@@ -28,20 +28,13 @@ from dalfleet.defaults import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_WORKLOAD,
 )
-from dalfleet.models import (
-    ExportFormat,
-    Fleet,
-    FleetHealth,
-    MemberAdded,
-    MemberOutcome,
-    Revision,
-    RunReport,
-)
+from dalfleet.models import ExportFormat, Fleet, Revision
 
 # Types only: the coordinators, executors, runner and rollouts load when a call needs them.
 if TYPE_CHECKING:
     from dalfleet.coordinator import Coordinator
     from dalfleet.executor.base import Executor, Handler
+    from dalfleet.records import FleetHealth, MemberAdded, MemberOutcome, RunReport
     from dalfleet.rollout import Change, FleetSpec
     from dalfleet.run import WorkStats
     from dalfleet.store import Store

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from dalfleet.models import Agent, Task
+from dalfleet.records import Agent, Task
 
 __all__ = ["echo", "sleep"]
 

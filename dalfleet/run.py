@@ -44,7 +44,8 @@ from dalfleet.executor.base import (
     load_handler,
     log,
 )
-from dalfleet.models import DisplayList, Fleet, MemberOutcome, OutcomeStatus, RunReport, Task
+from dalfleet.models import DisplayList, Fleet, OutcomeStatus
+from dalfleet.records import MemberOutcome, RunReport, Task
 
 if TYPE_CHECKING:
     from dalfleet.client import Client, Progress

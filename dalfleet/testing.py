@@ -43,7 +43,8 @@ from dalfleet.coordinator.base import (
     TaskState,
 )
 from dalfleet.errors import InvalidArgumentError
-from dalfleet.models import AgentSpec, AgentState, Fleet, Task
+from dalfleet.models import AgentState, Fleet
+from dalfleet.records import AgentSpec, Task
 from dalfleet.store.base import Store
 
 __all__ = ["CoordinatorContract", "StoreContract"]

@@ -29,7 +29,7 @@ def test_import_dalfleet_loads_nothing_heavy() -> None:
 def test_every_public_name_resolves_from_its_module() -> None:
     import importlib
 
-    homes = ("client", "errors", "models", "rollout", "run")
+    homes = ("client", "errors", "models", "records", "rollout", "run")
     for name in dalfleet.__all__:
         if name == "__version__":
             continue
@@ -113,3 +113,24 @@ def test_deploy_loads_no_coordinator_and_no_cattrs(
     with fleet.Client.for_base(tmp_path) as client:
         assert type(client.coordinator).__name__ == "LocalCoordinator"
         assert len(client.health("w").members) == 2
+
+
+def test_models_offers_the_records_as_the_same_classes() -> None:
+    import dalfleet.models as models
+    import dalfleet.records as records
+
+    for name in records.__all__:
+        assert getattr(models, name) is getattr(records, name), name
+        assert name in models.__all__ and name in dir(models)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        models.Nope  # noqa: B018
+
+
+def test_a_deploy_defines_no_records() -> None:
+    # Agents, tasks and reports are defined only when a command needs them.
+    loaded = _modules_after(
+        "import dalfleet.fleet as f, tempfile; d = tempfile.mkdtemp(); "
+        "f.create('w', d); f.deploy('w', 't', d)"
+    )
+    assert "dalfleet.records" not in loaded
+    assert "dalfleet.rollout" not in loaded

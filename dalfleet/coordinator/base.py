@@ -67,7 +67,8 @@ import attrs
 
 from dalfleet.defaults import DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS  # re-exported for backends
 from dalfleet.errors import CoordinatorError, InvalidArgumentError, quote
-from dalfleet.models import Agent, AgentSpec, AgentState, Task
+from dalfleet.models import AgentState
+from dalfleet.records import Agent, AgentSpec, Task
 
 __all__ = [
     "DEFAULT_LEASE",

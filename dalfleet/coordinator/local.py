@@ -55,7 +55,8 @@ from dalfleet.coordinator.base import (
 )
 from dalfleet.defaults import DEFAULT_TRUST_LEVEL
 from dalfleet.errors import CoordinatorError, quote
-from dalfleet.models import Agent, AgentSpec, AgentState, Task
+from dalfleet.models import AgentState
+from dalfleet.records import Agent, AgentSpec, Task
 
 __all__ = ["DB_RELPATH", "SCHEMA_VERSION", "LocalCoordinator"]
 

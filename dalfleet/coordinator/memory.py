@@ -47,7 +47,8 @@ from dalfleet.coordinator.base import (
     unique_ids,
 )
 from dalfleet.defaults import DEFAULT_TRUST_LEVEL
-from dalfleet.models import Agent, AgentSpec, AgentState, Task
+from dalfleet.models import AgentState
+from dalfleet.records import Agent, AgentSpec, Task
 
 __all__ = ["ON_CREATE", "ON_DESTROY", "MemoryCoordinator"]
 

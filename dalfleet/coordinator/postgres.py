@@ -57,7 +57,8 @@ from dalfleet.coordinator.base import (
 from dalfleet.coordinator.memory import ON_CREATE, ON_DESTROY
 from dalfleet.defaults import DEFAULT_TRUST_LEVEL
 from dalfleet.errors import CoordinatorError
-from dalfleet.models import Agent, AgentSpec, AgentState, Task
+from dalfleet.models import AgentState
+from dalfleet.records import Agent, AgentSpec, Task
 from dalfleet.store.postgres import (
     NOTIFY_CHANNEL,
     PostgresBackend,

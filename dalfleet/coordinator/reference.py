@@ -56,8 +56,9 @@ from dalfleet.coordinator.base import (
 )
 from dalfleet.defaults import DEFAULT_TRUST_LEVEL, RUNTIME_ENV
 from dalfleet.errors import CoordinatorError, InvalidArgumentError, StoreError, quote
-from dalfleet.models import Agent, AgentSpec, AgentState, Task
+from dalfleet.models import AgentState
 from dalfleet.mold.model import normalize_agent_type
+from dalfleet.records import Agent, AgentSpec, Task
 from dalfleet.store.jsonfile import fsync_dir, locked_file, read_own_file, replace_file
 
 __all__ = [

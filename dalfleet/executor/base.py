@@ -35,7 +35,8 @@ from typing import Any, Protocol, runtime_checkable
 from dalfleet.coordinator.base import ClaimedTask, storable_text
 from dalfleet.defaults import DEFAULT_CONCURRENCY, LOGGER_NAME  # DEFAULT_CONCURRENCY re-exported
 from dalfleet.errors import HandlerError, InvalidArgumentError, quote
-from dalfleet.models import Agent, MemberOutcome, OutcomeStatus, Task
+from dalfleet.models import OutcomeStatus
+from dalfleet.records import Agent, MemberOutcome, Task
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

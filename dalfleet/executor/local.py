@@ -34,7 +34,7 @@ from dalfleet.executor.base import (
     ok_outcome,
     timeout_outcome,
 )
-from dalfleet.models import MemberOutcome
+from dalfleet.records import MemberOutcome
 
 __all__ = ["LocalExecutor"]
 

@@ -27,7 +27,7 @@ from dalfleet.executor.base import (
     in_order,
     load_handler,
 )
-from dalfleet.models import MemberOutcome
+from dalfleet.records import MemberOutcome
 
 __all__ = ["RayExecutor"]
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 from dalfleet.defaults import DEFAULT_TRUST_LEVEL
 from dalfleet.errors import InvalidArgumentError, quote
-from dalfleet.models import AgentSpec
 from dalfleet.mold.model import Mold, agent_type_of
+from dalfleet.records import AgentSpec
 from dalfleet.rules import RESERVED_PARAMS, parse_params
 
 __all__ = ["DEFAULT_SKILLS", "RESERVED_PARAMS", "parse_params", "render", "substitute"]
