@@ -671,6 +671,50 @@ class StoreContract:
         assert len(set(loaded["shared"].member_ids)) == 20
         assert len(loaded) == 21
 
+    def test_reads_beside_concurrent_transactions_see_whole_states(self, store: Store) -> None:
+        # Each transaction adds one member to "shared" and one fleet of its own: a
+        # snapshot that is whole has as many of one as of the other.
+        with store.transaction() as fleets:
+            fleets["shared"] = self.fleet("shared")
+        done = threading.Event()
+        seen: list[int] = []
+
+        def writer(i: int) -> None:
+            for j in range(5):
+                with store.transaction() as fleets:
+                    current = fleets["shared"]
+                    fleets["shared"] = self.fleet("shared", [*current.member_ids, f"agent_{i}_{j}"])
+                    fleets[f"own_{i}_{j}"] = self.fleet(f"own_{i}_{j}")
+
+        failures: list[BaseException] = []
+
+        def reader() -> None:
+            get = getattr(store, "get", None)
+            try:
+                while not done.is_set():
+                    snapshot = store.load()
+                    members = snapshot["shared"].member_ids
+                    assert len(set(members)) == len(members) == len(snapshot) - 1
+                    if callable(get):
+                        one = get("shared")
+                        assert one is not None and len(one.member_ids) >= len(members)
+                    seen.append(len(members))
+            except BaseException as exc:  # reported below: a thread's failure is lost
+                failures.append(exc)
+
+        readers = [threading.Thread(target=reader) for _ in range(2)]
+        for thread in readers:
+            thread.start()
+        try:
+            _run_threads(2, writer)
+        finally:
+            done.set()
+            for thread in readers:
+                thread.join()
+        assert not failures, failures[0]
+        assert len(store.load()["shared"].member_ids) == 10
+        assert seen, "the readers never read"
+
     def test_close_then_use_again(self, store: Store) -> None:
         with store.transaction() as fleets:
             fleets["w"] = self.fleet("w")

@@ -19,6 +19,10 @@ Every backend gives the same guarantees:
 * **Not re-entrant**: a transaction opened on the same store inside another one
   (in the same thread) is refused with :class:`~dalfleet.errors.StoreError`
   rather than deadlocking or losing the outer transaction's changes.
+
+A store may also offer ``get(name) -> Fleet | None``, one fleet as :meth:`Store.load`
+would give it, for a store that can read one without building the others (the
+fleet file does); :class:`~dalfleet.client.Client` uses it when present.
 """
 
 from __future__ import annotations

@@ -736,8 +736,10 @@ class _Fleets:
         """
         fleet = self._built.get(name)
         if fleet is None and name in self._entries:
-            fleet = self._store._build(name, self._entries[name], self._side.get(name))
-            self._built[name] = fleet
+            built = self._store._build(name, self._entries[name], self._side.get(name))
+            # Two threads may build it at once: both get the one kept (a transaction
+            # tells a fleet it read from one it assigned by identity).
+            fleet = self._built.setdefault(name, built)
         return fleet
 
     def built(self, name: str) -> Fleet | None:
