@@ -31,6 +31,7 @@ from dalfleet.coordinator.base import (
     FinishStatus,
     TaskOutcome,
     check_lease,
+    count_open_tasks,
     new_task_id,
     worker_identity,
 )
@@ -375,7 +376,7 @@ def _run_fleet(
     task = Task(task_id=new_task_id(), description=fleet.last_deployed_task, fleet=fleet.name)
     worker = worker_identity() if handler is not None else None
     # Counted before dispatching, so the report can say a queue is growing run by run.
-    before = client.coordinator.task_counts(fleet.member_ids)
+    before = count_open_tasks(client.coordinator, fleet.member_ids)
     dispatched = client.coordinator.dispatch(fleet.member_ids, task, worker=worker, lease=lease)
     errors: builtins.list[str] = []
     outcomes: builtins.list[MemberOutcome] = []
@@ -404,7 +405,7 @@ def _run_fleet(
             "fleet %s: queued the task for %d member(s) (%d task(s) were already pending)",
             fleet.name,
             len(fleet.member_ids) - len(errors),
-            before.pending + before.running,
+            before,
         )
         if errors:
             log.warning("fleet %s: %d member(s) were not dispatched to", fleet.name, len(errors))
@@ -417,7 +418,7 @@ def _run_fleet(
             started_at=started,
             finished_at=time.time(),
             executed=False,
-            already_pending=before.pending + before.running,
+            already_pending=before,
         )
     done = [0]
 
@@ -461,7 +462,7 @@ def _run_fleet(
         started_at=started,
         finished_at=time.time(),
         executed=True,
-        already_pending=before.pending + before.running,
+        already_pending=before,
     )
 
 

@@ -41,6 +41,7 @@ from dalfleet.coordinator.base import (
     TaskCounts,
     TaskOutcome,
     TaskState,
+    count_open_tasks,
 )
 from dalfleet.errors import InvalidArgumentError
 from dalfleet.models import AgentState, Fleet
@@ -550,6 +551,22 @@ class CoordinatorContract:
         ) == (1, 1, 1, 0)
         assert status.last_result_at is not None
         assert coordinator.status([b])[b].last_result_at is None
+
+    def test_open_task_count_agrees_with_task_counts(self, coordinator: Coordinator) -> None:
+        # count_open_tasks uses the coordinator's open_task_count when it has one.
+        a, b, c = coordinator.spawn(_specs(3))
+        assert count_open_tasks(coordinator, [a, b, c]) == 0
+        for _ in range(3):
+            self.queue(coordinator, [a, b])
+        claimed = coordinator.claim([a], "w", 2, lease=_LONG)
+        coordinator.finish(TaskOutcome(claimed[0].task.task_id, True), "w")
+        coordinator.terminate([b])
+        for ids in ([a], [b], [c], [a, b, a], [a, b, c], []):
+            counts = coordinator.task_counts(ids)
+            assert count_open_tasks(coordinator, ids) == counts.pending + counts.running, ids
+        assert count_open_tasks(coordinator, [a]) == 2
+        with pytest.raises(InvalidArgumentError):
+            count_open_tasks(coordinator, a)
 
     def test_returned_values_do_not_alias_state(self, coordinator: Coordinator) -> None:
         (a,) = coordinator.spawn(_specs(1))

@@ -52,6 +52,11 @@ Rules every implementation follows
   where a docstring says so.
 * **Clock.** Lease times are wall-clock seconds since the epoch (``time.time()``),
   since leases are compared across processes and hosts.
+
+A coordinator may also offer ``open_task_count(agent_ids) -> int``, the number of
+those agents' tasks that are pending or running, when it can count them more
+cheaply than :meth:`Coordinator.task_counts` counts every state (finished tasks
+accumulate; open ones come and go). :func:`count_open_tasks` uses it when present.
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ __all__ = [
     "TaskState",
     "new_agent_id",
     "check_writable",
+    "count_open_tasks",
     "new_task_id",
     "new_task_ids",
     "worker_identity",
@@ -481,6 +487,21 @@ def worker_identity() -> str:
 def now() -> float:
     """Wall-clock time in seconds, the clock of leases. Never raises."""
     return time.time()
+
+
+def count_open_tasks(coordinator: Coordinator, agent_ids: Sequence[str]) -> int:
+    """How many of these agents' tasks are pending or running: the coordinator's own
+    ``open_task_count`` when it offers one, else from :meth:`Coordinator.task_counts`.
+
+    Raises:
+        InvalidArgumentError: ``agent_ids`` is a string.
+        CoordinatorError: the backend fails.
+    """
+    own = getattr(coordinator, "open_task_count", None)
+    if callable(own):
+        return int(own(agent_ids))
+    counts = coordinator.task_counts(agent_ids)
+    return counts.pending + counts.running
 
 
 def unique_ids(ids: Sequence[str], what: str = "agent_ids") -> list[str]:

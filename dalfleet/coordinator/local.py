@@ -673,6 +673,28 @@ class LocalCoordinator:
             )
         return TaskCounts.from_tally(tally)
 
+    def open_task_count(self, agent_ids: Sequence[str]) -> int:
+        """How many tasks of these agents are pending or running (one query).
+
+        Counts only those two states, through the (agent, state) index: on a queue
+        with a long history it reads the open tasks, not every finished one.
+
+        Raises:
+            InvalidArgumentError: ``agent_ids`` is a single string.
+            CoordinatorError: the database cannot be opened or read.
+        """
+        ids = unique_ids(agent_ids)
+        if not ids:
+            return 0
+        with self._transaction(write=False) as conn:
+            if conn is None:
+                return 0
+            (count,) = conn.execute(
+                f"SELECT COUNT(*) FROM tasks WHERE state IN (?, ?) AND agent_id {_IN_IDS}",
+                (TaskState.PENDING.value, TaskState.RUNNING.value, json.dumps(ids)),
+            ).fetchone()
+        return int(count)
+
     def tasks(self, agent_id: str) -> list[TaskRecord]:
         """Every task of one agent, oldest first.
 

@@ -663,6 +663,27 @@ class PostgresCoordinator:
         tally = {state: int(n) for state, n in rows}
         return TaskCounts.from_tally(tally)
 
+    def open_task_count(self, agent_ids: Sequence[str]) -> int:
+        """How many tasks of these agents are pending or running (one query, which
+        reads the open tasks rather than every finished one).
+
+        Raises:
+            InvalidArgumentError: ``agent_ids`` is a string.
+            CoordinatorError: the database fails.
+        """
+        ids = unique_ids(agent_ids)
+        if not ids:
+            return 0
+        row: tuple[int] | None = self.backend.retrying(
+            CoordinatorError,
+            lambda cur: cur.execute(
+                "SELECT count(*) FROM dalfleet_tasks WHERE agent_id = ANY(%s) "
+                "AND state IN ('pending', 'running')",
+                (ids,),
+            ).fetchone(),
+        )
+        return 0 if row is None else int(row[0])
+
     def tasks(self, agent_id: str) -> list[TaskRecord]:
         """Every task of one agent, oldest dispatch first (empty for an unknown ID).
 
