@@ -599,7 +599,16 @@ def test_one_subcommand_parser_parses_its_examples_as_the_whole_parser(
 def test_one_subcommand_parser_refuses_what_the_whole_parser_refuses(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for argv in (["deploy"], ["deploy", "w", "--count", "3"], ["scale", "w", "many"]):
+    for argv in (
+        ["deploy"],
+        ["deploy", "w", "--count", "3"],
+        ["scale", "w", "many"],
+        ["--base", "--help", "deploy", "w", "t"],
+        ["-v", "list"],
+        ["--ray", "deploy", "list", "--oops"],
+        ["list", "extra"],
+        ["mold", "nope"],
+    ):
         assert main(argv) == 2
         one = capsys.readouterr().err
         with pytest.raises(SystemExit):
