@@ -671,18 +671,18 @@ class StoreContract:
         snapshot.clear()
         assert sorted(store.load()) == ["w"]
 
+    def _grow_shared(self, store: Store, i: int) -> None:
+        # Five transactions, each adding one member to "shared" and one fleet of its own.
+        for j in range(5):
+            with store.transaction() as fleets:
+                current = fleets["shared"]
+                fleets["shared"] = self.fleet("shared", [*current.member_ids, f"agent_{i}_{j}"])
+                fleets[f"own_{i}_{j}"] = self.fleet(f"own_{i}_{j}")
+
     def test_concurrent_transactions_lose_no_update(self, store: Store) -> None:
         with store.transaction() as fleets:
             fleets["shared"] = self.fleet("shared")
-
-        def writer(i: int) -> None:
-            for j in range(5):
-                with store.transaction() as fleets:
-                    current = fleets["shared"]
-                    fleets["shared"] = self.fleet("shared", [*current.member_ids, f"agent_{i}_{j}"])
-                    fleets[f"own_{i}_{j}"] = self.fleet(f"own_{i}_{j}")
-
-        _run_threads(4, writer)
+        _run_threads(4, lambda i: self._grow_shared(store, i))
         loaded = store.load()
         assert len(loaded["shared"].member_ids) == 20
         assert len(set(loaded["shared"].member_ids)) == 20
@@ -695,14 +695,6 @@ class StoreContract:
             fleets["shared"] = self.fleet("shared")
         done = threading.Event()
         seen: list[int] = []
-
-        def writer(i: int) -> None:
-            for j in range(5):
-                with store.transaction() as fleets:
-                    current = fleets["shared"]
-                    fleets["shared"] = self.fleet("shared", [*current.member_ids, f"agent_{i}_{j}"])
-                    fleets[f"own_{i}_{j}"] = self.fleet(f"own_{i}_{j}")
-
         failures: list[BaseException] = []
 
         def reader() -> None:
@@ -723,7 +715,7 @@ class StoreContract:
         for thread in readers:
             thread.start()
         try:
-            _run_threads(2, writer)
+            _run_threads(2, lambda i: self._grow_shared(store, i))
         finally:
             done.set()
             for thread in readers:
